@@ -5,6 +5,8 @@
 #![deny(unsafe_code)]
 
 pub mod block;
+pub mod ext4;
+pub mod qcow2;
 pub mod report;
 
 #[allow(unsafe_code)]

@@ -7,6 +7,8 @@
 //! thread pool and settles a promise, so the event loop stays free.
 
 mod exports;
+mod ext4;
+mod qcow2;
 mod sys;
 mod value;
 
@@ -270,8 +272,10 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     // Panics are reported to JavaScript as errors, so the default hook's
     // message on stderr would only duplicate them: the library never prints.
     std::panic::set_hook(Box::new(|_| {}));
-    for (name, export) in exports::EXPORTS {
-        define(env, exports, name, *export);
+    for table in [exports::EXPORTS, qcow2::EXPORTS, ext4::EXPORTS] {
+        for (name, export) in table {
+            define(env, exports, name, *export);
+        }
     }
     exports
 }
