@@ -6,6 +6,7 @@
 
 pub mod block;
 pub mod ext4;
+pub mod lockfile;
 pub mod qcow2;
 pub mod report;
 
