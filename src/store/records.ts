@@ -36,6 +36,8 @@ export interface ImageRecord {
   platform: string;
   manifestDigest: string;
   configDigest: string;
+  /** Digests of the layer blobs as the manifest lists them, bottom to top. */
+  layerDigests: string[];
   parametersId: string;
   /** Chain IDs, bottom to top. */
   chainIds: string[];

@@ -69,7 +69,7 @@ export class Store {
 
   /** Creates the folders and checks the layout version. */
   async open(): Promise<this> {
-    for (const folder of ["blobs/sha256", "layers", "images", "overlays", "locks"]) {
+    for (const folder of ["blobs/sha256", "layers", "images", "overlays", "locks", "tmp"]) {
       await mkdir(join(this.root, folder), { recursive: true });
     }
     const versionFile = join(this.root, "VERSION");
