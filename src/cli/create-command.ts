@@ -1,0 +1,47 @@
+/** `layerdisk create REF`: convert an image and print the overlay and chain. */
+
+import { createChain } from "../chain/create.js";
+import type { Store } from "../store/store.js";
+import { parseSize } from "./args.js";
+import { progressRenderer } from "./progress.js";
+import type { CommandOutput } from "./store-commands.js";
+
+export interface CreateFlags {
+  platform?: string;
+  "fs-size"?: string;
+  "cluster-size"?: string;
+  disk?: string;
+}
+
+export async function createCommand(
+  store: Store,
+  reference: string,
+  flags: CreateFlags,
+  output: CommandOutput,
+  signal: AbortSignal,
+): Promise<number> {
+  // Progress goes to stderr, so stdout carries only the result (or JSON).
+  const renderer = progressRenderer(process.stderr);
+  const result = await createChain(reference, {
+    store,
+    signal,
+    platform: flags.platform,
+    fsSize: flags["fs-size"] === undefined ? undefined : parseSize("--fs-size", flags["fs-size"]),
+    clusterSize: flags["cluster-size"] === undefined ? undefined : parseSize("--cluster-size", flags["cluster-size"]),
+    disk: flags.disk,
+    onProgress: (event) => {
+      if (event.type === "layer") renderer.update(event);
+    },
+  });
+  renderer.finish();
+
+  if (output.json) {
+    output.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  }
+  output.stdout.write(`disk:   ${result.disk}\n`);
+  output.stdout.write(`chain:  ${result.chain.length} layer files, bottom to top\n`);
+  for (const file of result.chain) output.stdout.write(`        ${file}\n`);
+  output.stdout.write(`image:  ${result.manifestDigest}\n`);
+  return 0;
+}

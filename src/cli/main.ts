@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+/**
+ * The `layerdisk` command. Exit statuses:
+ *
+ * - 0: success;
+ * - 1: the operation failed (the message names the error `code`);
+ * - 2: invalid command line;
+ * - 3: `verify` found a problem;
+ * - 130: interrupted (SIGINT).
+ */
+
+import { parseArgs } from "node:util";
+
+import { LayerdiskError } from "../errors.js";
+import { Store } from "../store/store.js";
+import { defaultStoreRoot } from "../store/location.js";
+import { UsageError } from "./args.js";
+import { createCommand } from "./create-command.js";
+import { inspectCommand, listCommand, pruneCommand, removeCommand, verifyCommand } from "./store-commands.js";
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const EXIT_INTERRUPTED = 130;
+
+const USAGE = `Usage: layerdisk COMMAND [OPTIONS]
+
+Commands:
+  create REF     convert an image into a qcow2 chain and make a writable overlay
+  ls             list images, layer files and overlays in the store
+  inspect REF    show an image's record and chain
+  rm REF...      remove image records (their layers stay until prune)
+  prune          remove layers, blobs and overlay records nothing references
+  verify         check every layer with qemu-img check and every image with e2fsck -fn
+
+REF is oci-layout:PATH[:TAG|@DIGEST], oci-archive:PATH, docker-archive:PATH,
+or a path to any of these.
+
+Options for every command:
+  --store DIR    store folder (default: $LAYERDISK_STORE, $XDG_CACHE_HOME/layerdisk or ~/.cache/layerdisk)
+  --json         print one JSON document instead of text
+  -h, --help     print this help
+
+Options for create:
+  --platform OS/ARCH[/VARIANT]  platform to pick from an image index (default: this host's)
+  --fs-size SIZE                ext4 filesystem size, such as 64G (default 64G; sparse)
+  --cluster-size SIZE           qcow2 cluster size, 512 to 2M (default 64K)
+  --disk PATH                   where to write the overlay (default: in the store)
+
+Exit status: 0 success, 1 failure, 2 invalid command line, 3 verify found a problem, 130 interrupted.
+`;
+
+const OPTIONS = {
+  store: { type: "string" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+  platform: { type: "string" },
+  "fs-size": { type: "string" },
+  "cluster-size": { type: "string" },
+  disk: { type: "string" },
+} as const;
+
+async function run(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const [command, ...operands] = positionals;
+  if (values.help || command === undefined || command === "help") {
+    process.stdout.write(USAGE);
+    return command === undefined && !values.help ? EXIT_USAGE : 0;
+  }
+
+  const store = await new Store(values.store ?? defaultStoreRoot()).open();
+  const output = { json: values.json, stdout: process.stdout };
+  const requireOperands = () => {
+    if (operands.length === 0) throw new UsageError(`"layerdisk ${command}" needs an image reference`);
+  };
+
+  switch (command) {
+    case "create":
+      requireOperands();
+      if (operands.length > 1) throw new UsageError(`"layerdisk create" takes one image reference, got ${operands.length}`);
+      return createCommand(store, operands[0]!, values, output, signal);
+    case "ls":
+      return listCommand(store, output);
+    case "inspect":
+      requireOperands();
+      return inspectCommand(store, operands, output);
+    case "rm":
+      requireOperands();
+      return removeCommand(store, operands, output);
+    case "prune":
+      return pruneCommand(store, output);
+    case "verify":
+      return verifyCommand(store, output);
+    default:
+      throw new UsageError(`unknown command "${command}"; run "layerdisk --help" for the list`);
+  }
+}
+
+function report(error: unknown, json: boolean): number {
+  const isUsage = error instanceof UsageError || (error as NodeJS.ErrnoException)?.code?.startsWith("ERR_PARSE_ARGS");
+  const code = error instanceof LayerdiskError || isUsage ? (error as LayerdiskError).code : "ERR_UNEXPECTED";
+  const message = error instanceof Error ? error.message : String(error);
+  if (json) {
+    const details = error instanceof LayerdiskError ? { file: error.file, path: error.path, digest: error.digest } : {};
+    process.stdout.write(`${JSON.stringify({ error: { code, message, ...details } })}\n`);
+  }
+  process.stderr.write(`layerdisk: ${message} [${code}]\n`);
+  if (isUsage) return EXIT_USAGE;
+  return code === "ABORT_ERR" ? EXIT_INTERRUPTED : EXIT_FAILURE;
+}
+
+const controller = new AbortController();
+process.once("SIGINT", () => controller.abort());
+const argv = process.argv.slice(2);
+run(argv, controller.signal).then(
+  (status) => {
+    process.exitCode = controller.signal.aborted ? EXIT_INTERRUPTED : status;
+  },
+  (error: unknown) => {
+    process.exitCode = report(error, argv.includes("--json"));
+  },
+);
