@@ -290,10 +290,10 @@ impl Chain {
         self.top_mut().flush()
     }
 
-    /// Returns what the chain stores for the `length` bytes at `offset`
-    /// in layers `0..layers`: data if any part is data in the first layer
-    /// that has it, zero if the first layer with an entry marks it all
-    /// zero, or unallocated if none of them has an entry.
+    /// Returns what layers `0..layers` store for the `length` bytes at
+    /// `offset`: unallocated if no layer has an entry for any part, zero if
+    /// every part is zero in the first layer with an entry for it, and data
+    /// otherwise (mixed ranges included).
     pub(super) fn status(&mut self, layers: usize, offset: u64, length: u64) -> Result<Status> {
         let mut pending = vec![(offset, length)];
         let mut result = Status::Unallocated;
@@ -310,6 +310,11 @@ impl Chain {
             if pending.is_empty() {
                 break;
             }
+        }
+        // Part zero and part unallocated: only reading the chain gives the
+        // right bytes, because the unallocated part shows the layers below.
+        if result == Status::Zero && !pending.is_empty() {
+            return Ok(Status::Data);
         }
         Ok(result)
     }
