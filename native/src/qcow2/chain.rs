@@ -13,6 +13,9 @@ use super::error::{BackingRejection, Qcow2Error, Result};
 use super::image::Qcow2Image;
 use crate::block::{check_range, BlockDevice};
 
+/// Largest run of new clusters written with one call.
+const MAX_RUN_BYTES: usize = 8 << 20;
+
 /// Default maximum number of images in a chain, top included.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
@@ -190,15 +193,64 @@ impl Chain {
     pub fn write(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, buf.len() as u64)?;
-        let cluster_size = self.cluster_size();
         let mut done = 0usize;
         while done < buf.len() {
             let position = offset + done as u64;
-            let length = ((cluster_size - position % cluster_size) as usize).min(buf.len() - done);
+            let (start, span) = self.cluster_span(position);
+            if position == start && (buf.len() - done) as u64 >= span {
+                let written = self.write_new_clusters(position, &buf[done..])?;
+                if written > 0 {
+                    done += written;
+                    continue;
+                }
+            }
+            let length = ((start + span - position) as usize).min(buf.len() - done);
             self.write_in_cluster(position, &buf[done..done + length])?;
             done += length;
         }
         Ok(())
+    }
+
+    /// Writes the longest run (up to `MAX_RUN_BYTES`) of whole clusters from
+    /// `position` that the top image has no data for, with one write per
+    /// range of contiguous host clusters. Returns the bytes written, 0 when
+    /// the first cluster already has data.
+    fn write_new_clusters(&mut self, position: u64, data: &[u8]) -> Result<usize> {
+        let size = self.virtual_size();
+        let mut run: Vec<(u64, u64)> = Vec::new();
+        let mut consumed = 0usize;
+        while consumed < MAX_RUN_BYTES && position + (consumed as u64) < size {
+            let guest = position + consumed as u64;
+            let (_, span) = self.cluster_span(guest);
+            if ((data.len() - consumed) as u64) < span {
+                break;
+            }
+            let top = self.top_mut();
+            if !matches!(top.l2_entry(guest)?, L2Entry::Unallocated | L2Entry::Zero { host_offset: 0, .. }) {
+                break;
+            }
+            run.push((guest, top.allocate_cluster()?));
+            consumed += span as usize;
+        }
+
+        // Data first: the L2 entries that point at it are set afterwards.
+        let cluster_size = self.cluster_size();
+        let top = self.top_mut();
+        let mut first = 0;
+        while first < run.len() {
+            let mut last = first;
+            while last + 1 < run.len() && run[last + 1].1 == run[last].1 + cluster_size {
+                last += 1;
+            }
+            let begin = (run[first].0 - position) as usize;
+            let end = if last + 1 < run.len() { (run[last + 1].0 - position) as usize } else { consumed };
+            top.write_host(run[first].1, &data[begin..end])?;
+            first = last + 1;
+        }
+        for (guest, host_offset) in run {
+            top.set_l2_entry(guest, L2Entry::Data { host_offset, copied: true })?;
+        }
+        Ok(consumed)
     }
 
     /// Returns the guest offset of the cluster that holds `position` and the
