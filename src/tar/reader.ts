@@ -226,12 +226,26 @@ function hookPax(extract: ExtractInternals): void {
 
     const records = decodePaxRecords(body, this._header?.name);
     if (type === "pax-global-header") {
-      this._paxGlobal = toFields(records);
+      this._paxGlobal = toFields(mergeRecords([], records));
       return;
     }
     const global = this._paxGlobal?.[RECORDS] ?? [];
-    this._pax = toFields([...global, ...records]);
+    this._pax = toFields(mergeRecords(global, records));
   };
+}
+
+/**
+ * Appends `records` to `earlier`. POSIX pax: a record with an empty value
+ * deletes the keyword, so it drops earlier records of that key instead of
+ * adding one. This is why an empty `SCHILY.xattr.*` value sets no xattr.
+ */
+function mergeRecords(earlier: PaxRecord[], records: PaxRecord[]): PaxRecord[] {
+  let merged = [...earlier];
+  for (const record of records) {
+    if (record.value.length === 0) merged = merged.filter((r) => r.key !== record.key);
+    else merged.push(record);
+  }
+  return merged;
 }
 
 /** Builds the object tar-stream reads `path`, `linkpath` and `size` from. */
