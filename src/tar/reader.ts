@@ -63,7 +63,7 @@ export async function* readTar(
   try {
     for await (const stream of extract) {
       const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      yield toEntry(stream.header as unknown as RawHeader, chunks);
+      yield toEntry(stream.header as unknown as RawHeader, chunks, options.file);
 
       // Skip whatever the caller left unread, through the same iterator, so
       // tar-stream never sees the entry stream closed early.
@@ -92,7 +92,7 @@ interface RawHeader {
   pax: PaxFields | null;
 }
 
-function toEntry(header: RawHeader, chunks: AsyncIterator<Buffer>): TarEntry {
+function toEntry(header: RawHeader, chunks: AsyncIterator<Buffer>, file: string | undefined): TarEntry {
   const records = header.pax?.[RECORDS] ?? [];
   const fields = new Map(records.map((r) => [r.key, r.value.toString("latin1")]));
   const type = header.type === null ? undefined : TYPES[header.type];
@@ -118,12 +118,21 @@ function toEntry(header: RawHeader, chunks: AsyncIterator<Buffer>): TarEntry {
     devmajor: header.devmajor,
     devminor: header.devminor,
     xattrs: readXattrs(records),
-    data: () => (sparse === undefined ? wholeData(chunks) : sparseData(chunks, sparse, header.size, name)),
+    data: () => wrapErrors(sparse === undefined ? wholeData(chunks) : sparseData(chunks, sparse, header.size, name), file),
   };
   if (header.linkname !== null && header.linkname !== "") entry.linkname = header.linkname;
   if (atime !== undefined) entry.atime = atime;
   if (sparse !== undefined) entry.sparse = true;
   return entry;
+}
+
+/** Gives errors met while reading an entry's data the same codes as header errors. */
+async function* wrapErrors(chunks: AsyncGenerator<DataChunk>, file: string | undefined): AsyncGenerator<DataChunk> {
+  try {
+    yield* chunks;
+  } catch (error) {
+    throw wrapError(error, file);
+  }
 }
 
 async function* wholeData(chunks: AsyncIterator<Buffer>): AsyncGenerator<DataChunk> {
@@ -265,5 +274,7 @@ function wrapError(error: unknown, file: string | undefined): unknown {
   if (error instanceof LayerdiskError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const details = file === undefined ? { cause: error } : { cause: error, file };
+  // tar-stream reports a stream that ends inside an entry or header this way.
+  if (message === "Unexpected end of data") return new TarError("ERR_TAR_TRUNCATED", "Tar archive ends before its last entry is complete.", details);
   return new TarError("ERR_TAR_INVALID", `Invalid tar archive: ${message}`, details);
 }
