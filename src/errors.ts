@@ -39,6 +39,15 @@ export class Qcow2Error extends LayerdiskError {}
 /** An ext4 filesystem operation that failed, such as a name too long or a full disk. */
 export class Ext4Error extends LayerdiskError {}
 
+/** An image that cannot be found, parsed or verified: bad reference, manifest, config or blob. */
+export class ImageError extends LayerdiskError {}
+
+/** A tar archive that is malformed or uses an unsupported feature. */
+export class TarError extends LayerdiskError {}
+
+/** A layer entry that cannot be applied, such as a hardlink to a missing file. */
+export class LayerError extends LayerdiskError {}
+
 /** An internal failure of the native core, such as a caught Rust panic. */
 export class NativeError extends LayerdiskError {}
 

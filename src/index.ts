@@ -6,3 +6,5 @@ export {
   InvalidArgumentError,
 } from "./errors.js";
 export type { LayerdiskErrorDetails } from "./errors.js";
+export { Qcow2Chain, createImage, imageInfo } from "./qcow2/index.js";
+export type { CreateImageOptions, FlattenOptions, ImageFormat, ImageInfo, OpenChainOptions } from "./qcow2/index.js";

@@ -1,0 +1,244 @@
+/**
+ * qcow2 benchmark: our engine against QEMU on the same files.
+ *
+ *   npx tsx bench/qcow2/run.ts [--quick] [--write-docs]
+ *
+ * Measures, in one run, so the ratios compare like with like:
+ * - sequential write: copying a raw file of non-zero data into a new qcow2
+ *   through `Qcow2Chain.write` (1 MiB calls), against
+ *   `qemu-img convert -t writeback -O qcow2`; both flush at the end.
+ * - scattered 4 KiB reads through chains of depth 1, 10 and 50, through
+ *   `Qcow2Chain.read`, against `qemu-img bench -d 1 -t writeback`. qemu-img
+ *   bench has no random mode, so both read offset (i * step) mod size with a
+ *   step of 7919 blocks, which visits every block in a scattered order.
+ * - creating an empty overlay on a 50-deep chain with `createImage`.
+ *
+ * With --write-docs, the results replace the qcow2 section of
+ * docs/benchmarks.md. Nothing here asserts on timings.
+ */
+
+import { execFileSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+
+import { Qcow2Chain, createImage } from "../../src/index.js";
+
+const MiB = 1024 * 1024;
+const quick = process.argv.includes("--quick");
+const writeDocs = process.argv.includes("--write-docs");
+
+const WRITE_BYTES = (quick ? 64 : 256) * MiB;
+const READ_DISK_BYTES = 64 * MiB;
+const READ_COUNT = quick ? 5_000 : 20_000;
+const READ_STEP_BLOCKS = 7919;
+const OVERLAY_RUNS = quick ? 30 : 100;
+const REPEATS = quick ? 1 : 3;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+function run(program: string, args: string[]): string {
+  return execFileSync(program, args, { encoding: "utf8" });
+}
+
+/** Fills `buffer` with non-zero pseudo-random bytes (xorshift32). */
+function fillNonZero(buffer: Buffer, seed: number): void {
+  let state = seed | 1;
+  for (let i = 0; i < buffer.length; i += 4) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    buffer.writeUInt32LE((state | 0x01010101) >>> 0, i);
+  }
+}
+
+async function oursSequentialWrite(raw: string, output: string): Promise<number> {
+  const chunk = Buffer.alloc(MiB);
+  const fd = openSync(raw, "r");
+  const start = performance.now();
+  await createImage(output, { virtualSize: WRITE_BYTES });
+  const chain = await Qcow2Chain.open(output, { writable: true });
+  for (let offset = 0; offset < WRITE_BYTES; offset += MiB) {
+    readSync(fd, chunk, 0, MiB, offset);
+    await chain.write(offset, chunk);
+  }
+  await chain.close();
+  const seconds = (performance.now() - start) / 1000;
+  closeSync(fd);
+  return seconds;
+}
+
+function qemuSequentialWrite(raw: string, output: string): number {
+  const start = performance.now();
+  run("qemu-img", ["convert", "-t", "writeback", "-f", "raw", "-O", "qcow2", raw, output]);
+  return (performance.now() - start) / 1000;
+}
+
+async function benchSequentialWrite(dir: string): Promise<{ ours: number; qemu: number }> {
+  const raw = join(dir, "input.raw");
+  const data = Buffer.alloc(WRITE_BYTES);
+  fillNonZero(data, 12345);
+  writeFileSync(raw, data);
+  readFileSync(raw); // warm the page cache for both sides
+
+  const ours: number[] = [];
+  const qemu: number[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    // Each side starts without an output file, so neither pays for
+    // truncating the previous run's output.
+    rmSync(join(dir, "ours.qcow2"), { force: true });
+    ours.push(await oursSequentialWrite(raw, join(dir, "ours.qcow2")));
+    rmSync(join(dir, "qemu.qcow2"), { force: true });
+    qemu.push(qemuSequentialWrite(raw, join(dir, "qemu.qcow2")));
+  }
+  run("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", join(dir, "ours.qcow2"), raw]);
+  rmSync(raw);
+  return { ours: WRITE_BYTES / MiB / median(ours), qemu: WRITE_BYTES / MiB / median(qemu) };
+}
+
+/**
+ * Builds a chain of `depth` images: a base full of data, and upper layers
+ * that each overwrite 1% of the 64 KiB clusters.
+ */
+async function buildChain(dir: string, depth: number): Promise<string> {
+  const base = join(dir, `d${depth}-0.qcow2`);
+  await createImage(base, { virtualSize: READ_DISK_BYTES });
+  let chain = await Qcow2Chain.open(base, { writable: true });
+  const chunk = Buffer.alloc(4 * MiB);
+  for (let offset = 0; offset < READ_DISK_BYTES; offset += chunk.length) {
+    fillNonZero(chunk, offset + 1);
+    await chain.write(offset, chunk);
+  }
+  await chain.close();
+
+  let top = base;
+  const clusters = READ_DISK_BYTES / 65536;
+  const cluster = Buffer.alloc(65536);
+  for (let layer = 1; layer < depth; layer++) {
+    const path = join(dir, `d${depth}-${layer}.qcow2`);
+    chain = await Qcow2Chain.createOverlay(path, top);
+    for (let i = 0; i < clusters / 100; i++) {
+      fillNonZero(cluster, layer * 1000 + i);
+      await chain.write(((layer * 7 + i * 101) % clusters) * 65536, cluster);
+    }
+    await chain.close();
+    top = path;
+  }
+  return top;
+}
+
+async function oursScatteredReads(top: string): Promise<number> {
+  const chain = await Qcow2Chain.open(top);
+  const blocks = READ_DISK_BYTES / 4096;
+  const start = performance.now();
+  for (let i = 0; i < READ_COUNT; i++) {
+    await chain.read(((i * READ_STEP_BLOCKS) % blocks) * 4096, 4096);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await chain.close();
+  return READ_COUNT / seconds;
+}
+
+function qemuScatteredReads(top: string): number {
+  const args = ["bench", "-f", "qcow2", "-t", "writeback", "-d", "1", "-c", String(READ_COUNT)];
+  args.push("-s", "4096", "-S", String(READ_STEP_BLOCKS * 4096), top);
+  const output = run("qemu-img", args);
+  const seconds = Number(/Run completed in ([\d.]+) seconds/.exec(output)?.[1]);
+  return READ_COUNT / seconds;
+}
+
+async function benchReads(dir: string): Promise<Array<{ depth: number; ours: number; qemu: number }>> {
+  const results = [];
+  for (const depth of [1, 10, 50]) {
+    const top = await buildChain(dir, depth);
+    const ours: number[] = [];
+    const qemu: number[] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      ours.push(await oursScatteredReads(top));
+      qemu.push(qemuScatteredReads(top));
+    }
+    results.push({ depth, ours: median(ours), qemu: median(qemu) });
+  }
+  return results;
+}
+
+async function benchOverlayCreate(dir: string): Promise<number> {
+  const top = join(dir, "d50-49.qcow2");
+  const times: number[] = [];
+  for (let i = 0; i < OVERLAY_RUNS; i++) {
+    const path = join(dir, `overlay-${i}.qcow2`);
+    const start = performance.now();
+    await createImage(path, { backing: { path: top, format: "qcow2" } });
+    times.push(performance.now() - start);
+    rmSync(path);
+  }
+  return median(times);
+}
+
+function formatReport(
+  write: { ours: number; qemu: number },
+  reads: Array<{ depth: number; ours: number; qemu: number }>,
+  overlayMs: number,
+): string {
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version}, ${run("qemu-img", ["--version"]).split("\n")[0]}`;
+  const lines = [
+    "## qcow2",
+    "",
+    `Machine: ${machine}; files under ${tmpdir()}. The machine was shared with other jobs, so expect noise of some tens of percent.`,
+    "",
+    `Command: \`npx tsx bench/qcow2/run.ts${quick ? " --quick" : ""} --write-docs\` (medians of ${REPEATS} runs).`,
+    "",
+    "| measurement | layerdisk | QEMU | ratio (ours / QEMU) |",
+    "| --- | --- | --- | --- |",
+    `| sequential write of ${WRITE_BYTES / MiB} MiB, MiB/s (QEMU: \`qemu-img convert -t writeback -O qcow2\`) | ${write.ours.toFixed(0)} | ${write.qemu.toFixed(0)} | ${(write.ours / write.qemu).toFixed(2)} |`,
+  ];
+  for (const read of reads) {
+    lines.push(
+      `| scattered 4 KiB reads, chain depth ${read.depth}, reads/s (QEMU: \`qemu-img bench -d 1\`) | ${read.ours.toFixed(0)} | ${read.qemu.toFixed(0)} | ${(read.ours / read.qemu).toFixed(2)} |`,
+    );
+  }
+  lines.push(`| create an empty overlay on a 50-deep chain, median ms | ${overlayMs.toFixed(2)} | | |`);
+  lines.push("");
+  lines.push(
+    "Our reads go through the TypeScript API, one awaited 4 KiB `read` at a time, so each includes a Node-API call and a thread-pool hop; `qemu-img bench -d 1` also keeps one request in flight.",
+  );
+  return lines.join("\n") + "\n";
+}
+
+function writeSection(section: string): void {
+  const path = join(import.meta.dirname ?? ".", "..", "..", "docs", "benchmarks.md");
+  let text = "# Benchmarks\n\n";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    // The file does not exist yet.
+  }
+  const start = text.indexOf("## qcow2");
+  if (start === -1) {
+    text = text.trimEnd() + "\n\n" + section;
+  } else {
+    const next = text.indexOf("\n## ", start + 1);
+    text = text.slice(0, start) + section + (next === -1 ? "" : text.slice(next + 1));
+  }
+  writeFileSync(path, text);
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "layerdisk-qcow2-bench-"));
+  try {
+    const write = await benchSequentialWrite(dir);
+    const reads = await benchReads(dir);
+    const overlayMs = await benchOverlayCreate(dir);
+    const report = formatReport(write, reads, overlayMs);
+    process.stdout.write(report);
+    if (writeDocs) writeSection(report);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,98 @@
+//! Flattening: copying what a chain, or its top layers, reads into one
+//! standalone qcow2 image or a sparse raw file.
+
+use std::fs::OpenOptions as FileOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::backing::AllowedDir;
+use super::chain::{Chain, OpenOptions, Status};
+use super::error::{Qcow2Error, Result};
+use super::image::{CreateOptions, Qcow2Image};
+
+/// Options of [`flatten_to_qcow2`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlattenOptions {
+    /// Number of top layers to merge. `None` (or the chain's length) merges
+    /// all of them into a standalone image; fewer keeps the next layer as
+    /// the backing file of the result.
+    pub layers: Option<usize>,
+    /// Cluster size of the result; defaults to the top image's.
+    pub cluster_size: Option<u64>,
+}
+
+/// Copies the top `options.layers` layers of `chain` into a new qcow2 image
+/// at `destination`. Ranges that read as zeros through the whole chain stay
+/// unallocated; ranges zeroed in the merged layers over a kept base get the
+/// zero flag, so the base stays masked.
+pub fn flatten_to_qcow2(chain: &mut Chain, destination: &Path, options: &FlattenOptions) -> Result<()> {
+    let total = chain.layers.len();
+    let merged = options.layers.unwrap_or(total);
+    if merged == 0 || merged > total {
+        return Err(Qcow2Error::invalid(format!("layers must be between 1 and {total}, got {merged}")));
+    }
+    let base = chain.layers.get(merged).map(|layer| (layer.path().to_path_buf(), layer.format()));
+    let cluster_size = options.cluster_size.unwrap_or(chain.cluster_size());
+    let create = CreateOptions { virtual_size: Some(chain.virtual_size()), cluster_size, backing: base.clone() };
+    Qcow2Image::create(destination, &create)?;
+
+    // The base was already checked when `chain` was opened.
+    let open = OpenOptions { writable: true, allowed_dir: AllowedDir::Anywhere, ..OpenOptions::default() };
+    let mut output = Chain::open(destination, &open)?;
+    let size = chain.virtual_size();
+    let mut buffer = vec![0u8; cluster_size as usize];
+    let mut offset = 0;
+    while offset < size {
+        let length = cluster_size.min(size - offset);
+        let chunk = &mut buffer[..length as usize];
+        match chain.status(merged, offset, length)? {
+            Status::Data => {
+                chain.read(offset, chunk)?;
+                copy_chunk(&mut output, offset, chunk, base.is_some())?;
+            }
+            Status::Zero if base.is_some() => output.write_zeroes(offset, length)?,
+            _ => {}
+        }
+        offset += length;
+    }
+    output.close()
+}
+
+/// Writes a data chunk; an all-zero chunk is skipped on a standalone image
+/// and written as a zero cluster over a base.
+fn copy_chunk(output: &mut Chain, offset: u64, chunk: &[u8], has_base: bool) -> Result<()> {
+    if chunk.iter().all(|&byte| byte == 0) {
+        if has_base {
+            output.write_zeroes(offset, chunk.len() as u64)?;
+        }
+        return Ok(());
+    }
+    output.write(offset, chunk)
+}
+
+/// Copies everything `chain` reads into a sparse raw file at `destination`.
+/// Ranges that are unallocated or zero in every layer, and chunks of data
+/// that are all zeros, are left as holes.
+pub fn flatten_to_raw(chain: &mut Chain, destination: &Path) -> Result<()> {
+    let io_error = |error| Qcow2Error::io(destination, None, error);
+    let file = FileOptions::new().write(true).create(true).truncate(true).open(destination).map_err(io_error)?;
+    let size = chain.virtual_size();
+    file.set_len(size).map_err(io_error)?;
+
+    let total = chain.layers.len();
+    let chunk_size = chain.cluster_size();
+    let mut buffer = vec![0u8; chunk_size as usize];
+    let mut offset = 0;
+    while offset < size {
+        let length = chunk_size.min(size - offset);
+        let chunk = &mut buffer[..length as usize];
+        if chain.status(total, offset, length)? == Status::Data {
+            chain.read(offset, chunk)?;
+            if chunk.iter().any(|&byte| byte != 0) {
+                file.write_all_at(chunk, offset).map_err(|error| Qcow2Error::io(destination, Some(offset), error))?;
+            }
+        }
+        offset += length;
+    }
+    file.sync_all().map_err(io_error)
+}
