@@ -1,6 +1,6 @@
 /** Types shared by createChain, the layer conversion worker and the CLI. */
 
-import type { ImageConfig } from "../store/records.js";
+import type { ContainerConfig } from "../image/types.js";
 
 export interface ChainResult {
   /** The reference as given. */
@@ -15,7 +15,8 @@ export interface ChainResult {
   chain: string[];
   /** Chain IDs of the layers, bottom to top. */
   chainIds: string[];
-  imageConfig: ImageConfig;
+  /** Entrypoint, Cmd, Env, WorkingDir, User and the rest of the image config's `config`. */
+  imageConfig: ContainerConfig;
   manifestDigest: string;
   configDigest: string;
   /** Virtual size of the disk and of the ext4 filesystem in it, in bytes. */

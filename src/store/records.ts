@@ -1,20 +1,7 @@
 /** JSON records the store keeps beside its layer and overlay files. */
 
+import type { ContainerConfig } from "../image/types.js";
 import type { ConversionParameters } from "./parameters.js";
-
-/** Runtime settings from the image config (`config` in the OCI image spec). */
-export interface ImageConfig {
-  User?: string;
-  ExposedPorts?: Record<string, object>;
-  Env?: string[];
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Volumes?: Record<string, object>;
-  WorkingDir?: string;
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-  [field: string]: unknown;
-}
 
 export interface LayerRecord {
   /** `sha256:...` chain ID of this layer and every layer below it. */
@@ -41,7 +28,8 @@ export interface ImageRecord {
   parametersId: string;
   /** Chain IDs, bottom to top. */
   chainIds: string[];
-  config: ImageConfig;
+  /** Runtime settings: the `config` object of the image configuration. */
+  config: ContainerConfig;
   createdAt: string;
 }
 
