@@ -6,3 +6,15 @@ export {
   InvalidArgumentError,
 } from "./errors.js";
 export type { LayerdiskErrorDetails } from "./errors.js";
+export { Ext4Filesystem, packAttrs } from "./ext4/index.js";
+export type {
+  Ext4Attrs,
+  Ext4DirEntry,
+  Ext4FileType,
+  Ext4FormatOptions,
+  Ext4OpenOptions,
+  Ext4Path,
+  Ext4SpecialKind,
+  Ext4Stat,
+  Ext4Time,
+} from "./ext4/index.js";
