@@ -212,3 +212,24 @@ fn large_directory_over_three_layers() {
     let text = debugfs(&image, "htree /d");
     assert!(text.contains("Indirect levels: 1"), "{}", &text[..text.len().min(500)]);
 }
+
+#[test]
+fn empty_hole_keeps_partial_block() {
+    let scratch = Scratch::new("empty-hole");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 64 << 20);
+    let data: Vec<u8> = (0..7462u32).map(|i| (i % 251) as u8 + 1).collect();
+    fs.begin_file(b"f", &attrs(0o644)).unwrap();
+    fs.write_file(&data).unwrap();
+    fs.skip_file(0).unwrap();
+    fs.skip_file(10).unwrap();
+    fs.write_file(b"end").unwrap();
+    fs.finish_file().unwrap();
+    let mut expected = data.clone();
+    expected.extend_from_slice(&[0; 10]);
+    expected.extend_from_slice(b"end");
+    assert_eq!(fs.read_file(b"f").unwrap(), expected);
+    fs.commit().unwrap();
+    drop(fs);
+    assert_fsck_clean(&image);
+}

@@ -74,8 +74,11 @@ impl Filesystem {
         }
         let whole = length / bs * bs;
         writer.size += whole;
+        // Pending bytes remain only when the hole ended inside their block,
+        // and then `rest` is 0; otherwise they were flushed above.
         let rest = (length - whole) as usize;
-        writer.pending.resize(rest, 0);
+        let pending = writer.pending.len() + rest;
+        writer.pending.resize(pending, 0);
         writer.size += rest as u64;
         Ok(())
     }
