@@ -148,21 +148,6 @@ impl Filesystem {
         Ok(true)
     }
 
-    /// Points the `..` entry of directory `ino` at `parent`.
-    pub(crate) fn dir_set_parent(&mut self, ino: u32, inode: &Inode, parent: u32) -> Result<()> {
-        let block = self.dir_block(ino, inode, 0)?;
-        let location = block * self.block_size as u64;
-        let size = self.block_size;
-        let found = leaf::find(self.read_block(block)?, size, b"..", location)?
-            .ok_or_else(|| Ext4Error::corrupt(format!("directory inode {ino} has no .. entry"), Some(location)))?;
-        super::le::put_u32(self.write_block(block)?, found.offset + dirent::INODE, parent);
-        if inode.flags & FLAG_INDEX != 0 {
-            self.seal_index(ino, inode, block, dx::ROOT_COUNT_LIMIT)
-        } else {
-            self.seal_leaf(ino, inode, block)
-        }
-    }
-
     // ---- Insertion ----
 
     /// Adds an entry; the caller has checked that `name` is not present.
