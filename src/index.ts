@@ -8,3 +8,15 @@ export {
 export type { LayerdiskErrorDetails } from "./errors.js";
 export { Qcow2Chain, createImage, imageInfo } from "./qcow2/index.js";
 export type { CreateImageOptions, FlattenOptions, ImageFormat, ImageInfo, OpenChainOptions } from "./qcow2/index.js";
+export { Ext4Filesystem, packAttrs } from "./ext4/index.js";
+export type {
+  Ext4Attrs,
+  Ext4DirEntry,
+  Ext4FileType,
+  Ext4FormatOptions,
+  Ext4OpenOptions,
+  Ext4Path,
+  Ext4SpecialKind,
+  Ext4Stat,
+  Ext4Time,
+} from "./ext4/index.js";

@@ -1,0 +1,169 @@
+//! Extent trees of inodes: reading the mapping, building a tree for a list
+//! of extents, and collecting the blocks to free.
+//!
+//! A tree is rebuilt whole when its extents change. Files are written once,
+//! and directories grow by extending their last extent in place, so trees
+//! with index blocks are rebuilt rarely.
+
+use super::error::{Ext4Error, Result};
+use super::extent::{self, Entries, Extent, Index, Node};
+use super::fs::Filesystem;
+use super::inode::{Inode, FLAG_EXTENTS, I_BLOCK_SIZE};
+
+impl Filesystem {
+    /// Returns every extent of `inode`, in logical order.
+    pub(crate) fn read_extents(&mut self, ino: u32, inode: &Inode) -> Result<Vec<Extent>> {
+        let mut extents = Vec::new();
+        if inode.flags & FLAG_EXTENTS == 0 {
+            return Ok(extents);
+        }
+        let root = Node::decode(&inode.block, 0)?;
+        self.walk(ino, inode, &root, &mut extents, &mut Vec::new())?;
+        Ok(extents)
+    }
+
+    /// Returns the index and leaf blocks of the tree (not the data).
+    pub(crate) fn tree_blocks(&mut self, ino: u32, inode: &Inode) -> Result<Vec<u64>> {
+        let mut blocks = Vec::new();
+        if inode.flags & FLAG_EXTENTS == 0 {
+            return Ok(blocks);
+        }
+        let root = Node::decode(&inode.block, 0)?;
+        self.walk(ino, inode, &root, &mut Vec::new(), &mut blocks)?;
+        Ok(blocks)
+    }
+
+    fn walk(&mut self, ino: u32, inode: &Inode, node: &Node, extents: &mut Vec<Extent>, blocks: &mut Vec<u64>) -> Result<()> {
+        match &node.entries {
+            Entries::Leaf(leaf) => extents.extend_from_slice(leaf),
+            Entries::Interior(indexes) => {
+                for index in indexes {
+                    blocks.push(index.child);
+                    let child = self.read_node(ino, inode, index.child, node.depth - 1)?;
+                    self.walk(ino, inode, &child, extents, blocks)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_node(&mut self, ino: u32, inode: &Inode, block: u64, depth: u16) -> Result<Node> {
+        let seed = self.inode_seed(ino, inode);
+        let csum = self.sb.has_metadata_csum();
+        let offset = block * self.block_size as u64;
+        let data = self.read_block(block)?;
+        let node = Node::decode(data, offset)?;
+        if csum && !extent::verify_checksum(data, seed) {
+            return Err(Ext4Error::corrupt(format!("extent block of inode {ino} has a bad checksum"), Some(offset)));
+        }
+        if node.depth != depth {
+            return Err(Ext4Error::corrupt(format!("extent block has depth {}, expected {depth}", node.depth), Some(offset)));
+        }
+        Ok(node)
+    }
+
+    /// Replaces the tree of `inode` with one mapping `extents`: frees the
+    /// old index and leaf blocks, allocates new ones, and recounts
+    /// `i_blocks` from the data, tree and attribute blocks.
+    pub(crate) fn write_extents(&mut self, ino: u32, inode: &mut Inode, extents: &[Extent]) -> Result<()> {
+        for block in self.tree_blocks(ino, inode)? {
+            self.free_blocks(block, 1)?;
+        }
+        inode.flags |= FLAG_EXTENTS;
+
+        let root_max = extent::capacity(I_BLOCK_SIZE, false) as usize;
+        let block_max = extent::capacity(self.block_size, true);
+        let mut depth = 0u16;
+        let mut tree_blocks = 0u64;
+        let mut level = Entries::Leaf(extents.to_vec());
+        while entries_len(&level) > root_max {
+            let (indexes, used) = self.write_level(ino, inode, &level, depth, block_max)?;
+            tree_blocks += used;
+            level = Entries::Interior(indexes);
+            depth += 1;
+            if depth > extent::MAX_DEPTH {
+                return Err(Ext4Error::FileTooLarge { path: String::new(), size: inode.size });
+            }
+        }
+        let root = Node { depth, max: root_max as u16, entries: level };
+        root.encode(&mut inode.block);
+
+        let data_blocks: u64 = extents.iter().map(|e| e.len as u64).sum();
+        let acl_block = (inode.file_acl != 0) as u64;
+        inode.blocks = (data_blocks + tree_blocks + acl_block) * (self.block_size as u64 / 512);
+        Ok(())
+    }
+
+    /// Writes `level` into blocks of `max` entries and returns one index
+    /// entry per block, plus the number of blocks used.
+    fn write_level(&mut self, ino: u32, inode: &Inode, level: &Entries, depth: u16, max: u16) -> Result<(Vec<Index>, u64)> {
+        let seed = self.inode_seed(ino, inode);
+        let chunks: Vec<Entries> = match level {
+            Entries::Leaf(all) => all.chunks(max as usize).map(|c| Entries::Leaf(c.to_vec())).collect(),
+            Entries::Interior(all) => all.chunks(max as usize).map(|c| Entries::Interior(c.to_vec())).collect(),
+        };
+        let mut indexes = Vec::with_capacity(chunks.len());
+        for entries in chunks {
+            let logical = match &entries {
+                Entries::Leaf(extents) => extents[0].logical,
+                Entries::Interior(children) => children[0].logical,
+            };
+            let (block, _) = self.allocate_blocks(1)?;
+            let node = Node { depth, max, entries };
+            let data = self.cache.write_new(block);
+            node.encode(data);
+            extent::set_checksum(data, seed);
+            indexes.push(Index { logical, child: block });
+        }
+        let used = indexes.len() as u64;
+        Ok((indexes, used))
+    }
+
+    /// Frees the data, tree and attribute blocks of an inode being deleted.
+    pub(crate) fn free_inode_storage(&mut self, ino: u32, inode: &Inode) -> Result<()> {
+        for extent in self.read_extents(ino, inode)? {
+            // Bit 15 of the length marks an unwritten extent.
+            let len = if extent.len > extent::MAX_LEN as u16 { extent.len - extent::MAX_LEN as u16 } else { extent.len };
+            self.free_blocks(extent.physical, len as u64)?;
+        }
+        for block in self.tree_blocks(ino, inode)? {
+            self.free_blocks(block, 1)?;
+        }
+        if inode.file_acl != 0 {
+            self.release_xattr_block(inode.file_acl)?;
+        }
+        Ok(())
+    }
+}
+
+fn entries_len(entries: &Entries) -> usize {
+    match entries {
+        Entries::Leaf(extents) => extents.len(),
+        Entries::Interior(indexes) => indexes.len(),
+    }
+}
+
+/// Appends a run of blocks to an extent list, merging with the last extent
+/// when it continues both logically and physically.
+pub(crate) fn push_extent(extents: &mut Vec<Extent>, logical: u32, physical: u64, len: u64) {
+    let mut logical = logical;
+    let mut physical = physical;
+    let mut len = len;
+    if let Some(last) = extents.last_mut() {
+        let contiguous = last.logical as u64 + last.len as u64 == logical as u64 && last.physical + last.len as u64 == physical;
+        if contiguous && (last.len as u32) < extent::MAX_LEN {
+            let take = len.min((extent::MAX_LEN - last.len as u32) as u64);
+            last.len += take as u16;
+            logical += take as u32;
+            physical += take;
+            len -= take;
+        }
+    }
+    while len > 0 {
+        let take = len.min(extent::MAX_LEN as u64);
+        extents.push(Extent { logical, len: take as u16, physical });
+        logical = logical.wrapping_add(take as u32);
+        physical += take;
+        len -= take;
+    }
+}

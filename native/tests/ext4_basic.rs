@@ -1,0 +1,63 @@
+//! Formatting and the basic entry types, checked with e2fsck and debugfs.
+
+mod ext4_common;
+
+use ext4_common::*;
+use layerdisk_native::ext4::SpecialKind;
+
+#[test]
+fn fresh_format_is_clean() {
+    let scratch = Scratch::new("fresh");
+    let image = scratch.path("fs.img");
+    drop(format_file(&image, 256 << 20));
+    assert_fsck_clean(&image);
+}
+
+#[test]
+fn default_size_format_is_clean_and_sparse() {
+    let scratch = Scratch::new("default");
+    let image = scratch.path("fs.img");
+    drop(format_file(&image, 64 << 30));
+    assert_fsck_clean(&image);
+    let output = std::process::Command::new("du").arg("-k").arg(&image).output().unwrap();
+    let kib: u64 = String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().parse().unwrap();
+    assert!(kib < 4096, "a fresh 64 GiB image takes {kib} KiB");
+}
+
+#[test]
+fn entry_types_are_clean() {
+    let scratch = Scratch::new("types");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 256 << 20);
+    fs.mkdir(b"etc", &attrs(0o755)).unwrap();
+    fs.write_whole_file(b"etc/hosts", &attrs(0o644), b"127.0.0.1 localhost\n").unwrap();
+    fs.write_whole_file(b"big", &attrs(0o600), &vec![0xAB; 3 * 1024 * 1024 + 17]).unwrap();
+    fs.symlink(b"fast", b"etc/hosts", &attrs(0)).unwrap();
+    fs.symlink(b"slow", &[b'x'; 4095], &attrs(0)).unwrap();
+    fs.symlink(b"edge59", &[b'y'; 59], &attrs(0)).unwrap();
+    fs.symlink(b"edge60", &[b'z'; 60], &attrs(0)).unwrap();
+    fs.link(b"hosts-link", b"etc/hosts").unwrap();
+    fs.mknod(b"null", SpecialKind::CharDevice { major: 1, minor: 3 }, &attrs(0o666)).unwrap();
+    fs.mknod(b"big-char", SpecialKind::CharDevice { major: 300, minor: 70000 }, &attrs(0o600)).unwrap();
+    fs.mknod(b"nvme", SpecialKind::BlockDevice { major: 259, minor: 1048575 }, &attrs(0o600)).unwrap();
+    fs.mknod(b"fifo", SpecialKind::Fifo, &attrs(0o644)).unwrap();
+    fs.mknod(b"sock", SpecialKind::Socket, &attrs(0o755)).unwrap();
+    fs.commit().unwrap();
+    drop(fs);
+    assert_fsck_clean(&image);
+
+    let stat = debugfs(&image, "stat /big-char");
+    assert!(stat.contains("Device major/minor number: 300:70000"), "{stat}");
+    let stat = debugfs(&image, "stat /nvme");
+    assert!(stat.contains("259:1048575"), "{stat}");
+    let hosts = debugfs(&image, "cat /etc/hosts");
+    assert_eq!(hosts, "127.0.0.1 localhost\n");
+    let stat = debugfs(&image, "stat /etc/hosts");
+    assert!(stat.contains("Links: 2"), "{stat}");
+
+    let mut fs = open_file(&image);
+    assert_eq!(fs.read_file(b"big").unwrap(), vec![0xAB; 3 * 1024 * 1024 + 17]);
+    assert_eq!(fs.lstat(b"slow").unwrap().unwrap().target.unwrap(), vec![b'x'; 4095]);
+    assert_eq!(fs.lstat(b"nvme").unwrap().unwrap().device, Some((259, 1048575)));
+    assert_eq!(fs.lstat(b"big-char").unwrap().unwrap().device, Some((300, 70000)));
+}
