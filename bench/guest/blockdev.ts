@@ -25,10 +25,12 @@ const SUPPORTED_FORMATS = new Set(["qcow2", "raw"]);
 /**
  * Builds `-blockdev` options that open every image of `chain` with its
  * format pinned, so QEMU never probes a format. Only the top node is
- * writable. Returns the arguments and the node name for the device.
+ * writable. Nodes are listed bottom first, because QEMU resolves a
+ * `backing` reference only to a node that already exists. Returns the
+ * arguments and the node name for the device.
  */
 export function blockdevArgs(chain: readonly ChainImage[], readOnly: boolean): { args: string[]; nodeName: string } {
-  const args: string[] = [];
+  const nodes: string[][] = [];
   chain.forEach((image, depth) => {
     if (!SUPPORTED_FORMATS.has(image.format)) {
       throw new GuestError("ERR_GUEST_INVALID_ARG", `unsupported disk format ${image.format} for ${image.filename}; use qcow2 or raw`, { file: image.filename });
@@ -37,7 +39,7 @@ export function blockdevArgs(chain: readonly ChainImage[], readOnly: boolean): {
     const fileNode = { driver: "file", "node-name": `file${depth}`, filename: image.filename, "read-only": nodeReadOnly };
     const formatNode: Record<string, unknown> = { driver: image.format, "node-name": `disk${depth}`, file: `file${depth}`, "read-only": nodeReadOnly };
     if (image.format === "qcow2") formatNode.backing = depth + 1 < chain.length ? `disk${depth + 1}` : null;
-    args.push("-blockdev", JSON.stringify(fileNode), "-blockdev", JSON.stringify(formatNode));
+    nodes.push(["-blockdev", JSON.stringify(fileNode), "-blockdev", JSON.stringify(formatNode)]);
   });
-  return { args, nodeName: "disk0" };
+  return { args: nodes.reverse().flat(), nodeName: "disk0" };
 }

@@ -111,7 +111,12 @@ export async function bootGuest(options: BootOptions): Promise<BootResult> {
       if (outcome.timedOut) {
         throw new GuestError("ERR_GUEST_TIMEOUT", `guest timed out after ${timeoutMs} ms (accelerator ${accel})${daemonLog}`, { console: outcome.console });
       }
-      throw new GuestError("ERR_GUEST_NO_RESULT", `QEMU exited with status ${outcome.exitCode} before the guest reported a result${daemonLog}`, { console: outcome.console });
+      const consoleTail = outcome.console.trim().split("\n").slice(-5).join("\n");
+      throw new GuestError(
+        "ERR_GUEST_NO_RESULT",
+        `QEMU exited with status ${outcome.exitCode} before the guest reported a result. Last console lines:\n${consoleTail}${daemonLog}`,
+        { console: outcome.console },
+      );
     }
     if (report.status === "error") {
       throw new GuestError("ERR_GUEST_SETUP_FAILED", `guest /init failed at stage ${report.stage}: ${report.stderr.trim()}`, { console: outcome.console });

@@ -1,0 +1,24 @@
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import path from "node:path";
+
+import { testdataDir } from "../../bench/guest/index.js";
+
+/** The reference unpack of Debian bookworm minbase plus python3 from the test corpus. */
+export function pythonRootfs(): string {
+  return path.join(testdataDir(), "debian-python.rootfs");
+}
+
+/** True when the test corpus has finished building the python image. */
+export function pythonRootfsReady(): boolean {
+  return existsSync(path.join(testdataDir(), "debian-python.stamp"));
+}
+
+/** The command every boot test runs: it needs the dynamic loader, libc and the stdlib from the root. */
+export const PYTHON_SMOKE_COMMAND = "python3 -c 'print(1)'";
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
