@@ -15,7 +15,7 @@ const PROBE_TIMEOUT_MS = 15_000;
 
 export interface AcceleratorChoice {
   accel: Accelerator;
-  /** Why this accelerator was chosen, for logs and benchmark records. */
+  /** Reason for the choice, for logs and benchmark records. */
   reason: string;
 }
 

@@ -79,8 +79,8 @@ function validate(options: BootOptions): void {
  * Boots a guest from a disk or a virtio-fs directory, runs `command` in it
  * and returns its output and exit status. QEMU and virtiofsd are stopped
  * before this returns or throws. A command that exits non-zero is a normal
- * result; a guest that cannot mount its root or never reports throws a
- * GuestError with the serial console attached.
+ * result. A guest that cannot mount its root or never reports throws a
+ * GuestError, with the serial console attached.
  */
 export async function bootGuest(options: BootOptions): Promise<BootResult> {
   validate(options);

@@ -51,7 +51,7 @@ export async function buildBaseInitramfs(kernel: GuestKernel): Promise<string> {
   return target;
 }
 
-/** What one boot runs: the shell command, the root description for /init, and extra files. */
+/** Work for one boot: the shell command, the root description for /init, and extra files. */
 export interface GuestJob {
   command: string;
   env: Record<string, string>;

@@ -7,7 +7,7 @@ import { stopProcess, track } from "./processes.js";
 
 export const QEMU_PATH = process.env.LAYERDISK_QEMU ?? "qemu-system-x86_64";
 
-/** Accelerators the harness knows how to start QEMU with. */
+/** Accelerators the harness can start QEMU with. */
 export type Accelerator = "kvm" | "tcg";
 
 export interface QemuRun {

@@ -14,7 +14,7 @@ export type ModeId = "virtiofs-auto" | "virtiofs-always" | "qcow2-chain" | "raw-
 export interface ModeResult {
   id: ModeId;
   label: string;
-  /** How the root was provided, for the record. */
+  /** Description of the root device or share, for the record. */
   root: string;
   /** Host-measured milliseconds from starting QEMU until the command started. */
   bootMs: number;

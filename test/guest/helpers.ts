@@ -4,7 +4,7 @@ import path from "node:path";
 
 import { testdataDir } from "../../bench/guest/index.js";
 
-/** The reference unpack of Debian bookworm minbase plus python3 from the test corpus. */
+/** Returns the reference unpack of Debian bookworm minbase plus python3 from the test corpus. */
 export function pythonRootfs(): string {
   return path.join(testdataDir(), "debian-python.rootfs");
 }

@@ -47,9 +47,11 @@ function generatedBlock(result: GuestBenchResult): string {
     "",
     `Raw samples: [benchmarks/${path.basename(DOCS_JSON)}](benchmarks/${path.basename(DOCS_JSON)}).`,
     "",
-    "NOTE: the guests run under TCG, a CPU emulator, because KVM guests hang on",
-    "this host. Guest CPU work is therefore much slower than on hardware, and",
-    "ratios between modes are what carries over, not absolute times.",
+    "NOTE: under TCG every guest instruction is emulated, so the guest kernel's",
+    "own work costs far more than on hardware, while host-side work (virtiofsd,",
+    "QEMU's block layer, the host disk) does not. These ratios were not",
+    "measured under KVM, and they may differ there. The host CPUs were shared",
+    "with other jobs, so repeat runs vary.",
     END_MARKER,
   ].join("\n");
 }
@@ -63,7 +65,7 @@ export function updateGuestSection(page: string, result: GuestBenchResult): stri
   if (begin >= 0 || end >= 0) {
     throw new GuestError("ERR_GUEST_INVALID_ARG", `${DOCS_PAGE} has only one of the guest benchmark markers; restore both or remove both`);
   }
-  const base = page.trim() === "" ? "# Benchmarks\n\nResults of `npm run bench`, one section per suite.\n" : page.trimEnd();
+  const base = page.trim() === "" ? "# Benchmarks\n\nResults of `npm run bench`, one section per suite." : page.trimEnd();
   return `${base}\n\n${SECTION_HEADING}\n\n${SECTION_INTRO}\n\n${block}\n`;
 }
 

@@ -6,7 +6,7 @@ function tableRow(cells: readonly string[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-/** Renders the median table with one column per mode and the two ratios the project cares about. */
+/** Renders the median table: one column per mode, then virtio-fs auto ÷ chain and chain ÷ raw. */
 export function renderTable(result: GuestBenchResult): string {
   const chain = findMode(result, "qcow2-chain");
   const virtiofs = findMode(result, "virtiofs-auto");

@@ -17,6 +17,10 @@ const GROUP_GAP = 12;
 const TOP = 60;
 const FONT = "font-family=\"sans-serif\" font-size=\"11\"";
 
+function tickLabel(value: number): string {
+  return value >= 1000 ? `${value / 1000} s` : `${value} ms`;
+}
+
 function escapeXml(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 }
@@ -57,7 +61,7 @@ export function renderChart(result: GuestBenchResult): string {
   for (let exponent = low; exponent <= high; exponent += 1) {
     const x = xOf(10 ** exponent).toFixed(1);
     parts.push(`<line x1="${x}" y1="${TOP - 6}" x2="${x}" y2="${axisBottom}" stroke="#cccccc"/>`);
-    parts.push(`<text x="${x}" y="${axisBottom + 14}" ${FONT} text-anchor="middle">${formatMs(10 ** exponent)} ms</text>`);
+    parts.push(`<text x="${x}" y="${axisBottom + 14}" ${FONT} text-anchor="middle">${tickLabel(10 ** exponent)}</text>`);
   }
 
   workloads.forEach((name, groupIndex) => {
