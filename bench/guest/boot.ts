@@ -96,13 +96,14 @@ export async function bootGuest(options: BootOptions): Promise<BootResult> {
 
     const args = ["-kernel", kernel.vmlinuz, "-initrd", initrd, "-append", KERNEL_CMDLINE];
     if (options.disk !== undefined) args.push(...(await diskArgs(options.disk, options.readOnly === true)));
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (options.virtiofsDir !== undefined) {
-      daemon = await startVirtiofsd(options.virtiofsDir, path.join(workDir, "virtiofs.sock"), options.virtiofsCache ?? "auto");
+      const socketPath = path.join(workDir, "virtiofs.sock");
+      daemon = await startVirtiofsd(options.virtiofsDir, socketPath, options.virtiofsCache ?? "auto", timeoutMs);
       args.push(...virtiofsArgs(daemon.socketPath));
     }
 
     const resultFile = path.join(workDir, "result.bin");
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const outcome = await runQemu({ args, accel, resultFile, timeoutMs, memoryMiB: options.memoryMiB ?? 1024, cpus: options.cpus ?? 2 });
     const report = await readReport(resultFile);
 

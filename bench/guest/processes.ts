@@ -1,9 +1,9 @@
 import type { ChildProcess } from "node:child_process";
 
 /**
- * Child processes (QEMU, virtiofsd) that are still running. If the Node
- * process exits while a guest runs, for example when a test times out and
- * vitest tears the worker down, they are killed so none are left behind.
+ * Child processes (QEMU, virtiofsd) that are still running. They are killed
+ * when the Node process emits "exit". A Node process killed by a signal
+ * emits nothing, and for that case withDeadline() bounds each child's life.
  */
 const live = new Set<ChildProcess>();
 
@@ -12,6 +12,17 @@ function killAll(): void {
 }
 
 let hooked = false;
+
+/**
+ * Returns a command line that runs `command` under GNU timeout, so the
+ * process dies at `deadlineMs` plus a grace period even if this Node
+ * process is killed and its exit hook never runs. timeout(1) passes
+ * SIGTERM on to the command, so stopProcess() still stops it cleanly.
+ */
+export function withDeadline(command: string, args: readonly string[], deadlineMs: number): [string, string[]] {
+  const seconds = Math.ceil(deadlineMs / 1000) + 5;
+  return ["timeout", ["--kill-after=5", String(seconds), command, ...args]];
+}
 
 /** Tracks `child` until it exits. */
 export function track(child: ChildProcess): void {

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 
 import { GuestError } from "./errors.js";
 import { COMMAND_START_MARKER, RESULT_MAGIC } from "./init-script.js";
-import { stopProcess, track } from "./processes.js";
+import { stopProcess, track, withDeadline } from "./processes.js";
 
 export const QEMU_PATH = process.env.LAYERDISK_QEMU ?? "qemu-system-x86_64";
 
@@ -57,7 +57,8 @@ export function machineArgs(run: QemuRun): string[] {
  */
 export async function runQemu(run: QemuRun): Promise<QemuOutcome> {
   const started = performance.now();
-  const child = spawn(QEMU_PATH, [...machineArgs(run), ...run.args], { stdio: ["ignore", "pipe", "pipe"] });
+  const [command, args] = withDeadline(QEMU_PATH, [...machineArgs(run), ...run.args], run.timeoutMs);
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
   track(child);
 
   let console = "";

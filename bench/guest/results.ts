@@ -16,8 +16,10 @@ export interface ModeResult {
   label: string;
   /** Description of the root device or share, for the record. */
   root: string;
-  /** Host-measured milliseconds from starting QEMU until the command started. */
+  /** Median of bootSamplesMs. */
   bootMs: number;
+  /** Host-measured milliseconds from starting QEMU until the command started, one per boot. */
+  bootSamplesMs: number[];
   workloads: Partial<Record<WorkloadName, WorkloadResult>>;
 }
 
@@ -27,7 +29,10 @@ export interface GuestBenchResult {
   /** ISO 8601 time the run started. */
   date: string;
   quick: boolean;
+  /** Timed runs of each workload per boot. */
   repetitions: number;
+  /** Boots of each mode; samples of all boots are pooled. */
+  rounds: number;
   command: string;
   machine: {
     cpuModel: string;
@@ -35,6 +40,8 @@ export interface GuestBenchResult {
     hostMemoryGiB: number;
     hostKernel: string;
     qemu: string;
+    /** One-minute host load average when the run started and ended. */
+    loadAverage: { start: number; end: number };
   };
   accelerator: AcceleratorChoice;
   guest: {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 
 import { GuestError } from "./errors.js";
-import { stopProcess, track } from "./processes.js";
+import { stopProcess, track, withDeadline } from "./processes.js";
 
 /** The C virtiofsd that Debian 12's QEMU 7.2 package installs. */
 export const VIRTIOFSD_PATH = process.env.LAYERDISK_VIRTIOFSD ?? "/usr/lib/qemu/virtiofsd";
@@ -34,10 +34,16 @@ function waitForSocket(child: ChildProcess, socketPath: string, log: () => strin
   });
 }
 
-/** Starts virtiofsd sharing `sourceDir` on a new socket and waits until QEMU can connect. */
-export async function startVirtiofsd(sourceDir: string, socketPath: string, cache: VirtiofsCache): Promise<VirtiofsDaemon> {
-  const args = [`--socket-path=${socketPath}`, "-o", `source=${sourceDir}`, "-o", `cache=${cache}`];
-  const child = spawn(VIRTIOFSD_PATH, args, { stdio: ["ignore", "ignore", "pipe"] });
+/** Starts virtiofsd sharing `sourceDir` on a new socket and waits until QEMU can connect. It is killed after `deadlineMs`. */
+export async function startVirtiofsd(
+  sourceDir: string,
+  socketPath: string,
+  cache: VirtiofsCache,
+  deadlineMs: number,
+): Promise<VirtiofsDaemon> {
+  const daemonArgs = [`--socket-path=${socketPath}`, "-o", `source=${sourceDir}`, "-o", `cache=${cache}`];
+  const [command, args] = withDeadline(VIRTIOFSD_PATH, daemonArgs, deadlineMs);
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
   track(child);
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));

@@ -28,7 +28,7 @@ export function renderTable(result: GuestBenchResult): string {
   const boots = result.modes.map((mode) => formatMs(mode.bootMs));
   const bootSpeedup = ratio(virtiofs?.bootMs, chain?.bootMs);
   const bootOverhead = ratio(chain?.bootMs, raw?.bootMs);
-  lines.push(tableRow(["boot to first command (host clock, one boot)", "", ...boots, formatRatio(bootSpeedup), formatRatio(bootOverhead)]));
+  lines.push(tableRow([`boot to first command (host clock, median of ${result.rounds})`, "", ...boots, formatRatio(bootSpeedup), formatRatio(bootOverhead)]));
   return lines.join("\n");
 }
 
@@ -37,9 +37,10 @@ export function renderConditions(result: GuestBenchResult): string {
   const { machine, guest, accelerator } = result;
   return [
     `- Command: \`${result.command}\`${result.quick ? " (quick subset)" : ""}, run ${result.date}.`,
-    `- Host: ${machine.cpuModel}, ${machine.hostCpus} CPUs shared with other jobs, ${machine.hostMemoryGiB} GiB RAM, Linux ${machine.hostKernel}, ${machine.qemu}.`,
+    `- Host: ${machine.cpuModel}, ${machine.hostCpus} CPUs shared with other jobs (1-minute load average ${machine.loadAverage.start.toFixed(1)} at the start, ${machine.loadAverage.end.toFixed(1)} at the end), ${machine.hostMemoryGiB} GiB RAM, Linux ${machine.hostKernel}, ${machine.qemu}.`,
     `- Accelerator: ${accelerator.accel.toUpperCase()} (${accelerator.reason}).`,
     `- Guest: ${guest.kernelPackage}, ${guest.cpus} vCPUs, ${guest.memoryMiB} MiB, Python ${guest.python}.`,
-    `- Image: ${result.image}. Each mode boots once and runs every workload; a warm workload runs once untimed, then ${result.repetitions} timed runs, and the table shows the median.`,
+    `- Image: ${result.image}.`,
+    `- Method: each mode boots ${result.rounds} time(s), in rotated order, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The table shows the median of all ${result.rounds * result.repetitions} samples per workload.`,
   ].join("\n");
 }
