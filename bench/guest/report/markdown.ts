@@ -1,0 +1,46 @@
+import type { GuestBenchResult } from "../results.js";
+import { WORKLOAD_DESCRIPTIONS } from "../workloads/index.js";
+import { findMode, formatMs, formatRatio, measuredWorkloads, medianOf, ratio } from "./format.js";
+
+function tableRow(cells: readonly string[]): string {
+  return `| ${cells.join(" | ")} |`;
+}
+
+/** Renders the median table: one column per mode, then virtio-fs auto ÷ chain and chain ÷ raw. */
+export function renderTable(result: GuestBenchResult): string {
+  const chain = findMode(result, "qcow2-chain");
+  const virtiofs = findMode(result, "virtiofs-auto");
+  const raw = findMode(result, "raw-ext4");
+  const header = ["workload", "cache", ...result.modes.map((mode) => `${mode.label} (ms)`), "virtio-fs auto ÷ chain", "chain ÷ raw"];
+  const lines = [tableRow(header), tableRow(header.map((_, index) => (index < 2 ? "---" : "---:")))];
+
+  for (const name of measuredWorkloads(result)) {
+    const cache = result.modes.map((mode) => mode.workloads[name]?.cache).find((value) => value !== undefined) ?? "";
+    const medians = result.modes.map((mode) => {
+      const median = medianOf(mode, name);
+      return median === undefined ? "–" : formatMs(median);
+    });
+    const speedup = ratio(medianOf(virtiofs, name), medianOf(chain, name));
+    const overhead = ratio(medianOf(chain, name), medianOf(raw, name));
+    lines.push(tableRow([WORKLOAD_DESCRIPTIONS[name], cache, ...medians, formatRatio(speedup), formatRatio(overhead)]));
+  }
+
+  const boots = result.modes.map((mode) => formatMs(mode.bootMs));
+  const bootSpeedup = ratio(virtiofs?.bootMs, chain?.bootMs);
+  const bootOverhead = ratio(chain?.bootMs, raw?.bootMs);
+  lines.push(tableRow([`boot to first command (host clock, median of ${result.rounds})`, "", ...boots, formatRatio(bootSpeedup), formatRatio(bootOverhead)]));
+  return lines.join("\n");
+}
+
+/** Renders the conditions of the run: command, machine, accelerator and guest. */
+export function renderConditions(result: GuestBenchResult): string {
+  const { machine, guest, accelerator } = result;
+  return [
+    `- Command: \`${result.command}\`${result.quick ? " (quick subset)" : ""}, run ${result.date}.`,
+    `- Host: ${machine.cpuModel}, ${machine.hostCpus} CPUs shared with other jobs (1-minute load average ${machine.loadAverage.start.toFixed(1)} at the start, ${machine.loadAverage.end.toFixed(1)} at the end), ${machine.hostMemoryGiB} GiB RAM, Linux ${machine.hostKernel}, ${machine.qemu}.`,
+    `- Accelerator: ${accelerator.accel.toUpperCase()} (${accelerator.reason}).`,
+    `- Guest: ${guest.kernelPackage}, ${guest.cpus} vCPUs, ${guest.memoryMiB} MiB, Python ${guest.python}.`,
+    `- Image: ${result.image}.`,
+    `- Method: each mode boots ${result.rounds} time(s), in rotated order, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The table shows the median of all ${result.rounds * result.repetitions} samples per workload.`,
+  ].join("\n");
+}
