@@ -62,7 +62,7 @@ export interface PulledImage {
   /** The image config JSON, as the OCI image spec defines it. */
   config: ImageConfig;
   layers: PulledLayer[];
-  /** Resolves when every layer is cached; rejects with the first failure. */
+  /** Resolves when every layer is cached. Rejects with the first failure once every download has stopped. */
   done: Promise<void>;
 }
 
@@ -260,7 +260,11 @@ function startLayerDownloads(context: PullContext, manifest: ImageManifest): { l
     return { index, descriptor, file, ready };
   });
 
-  const done = Promise.all(layers.map((layer) => layer.ready)).then(() => undefined);
+  // `done` waits for every download to settle, so after a failure no
+  // temporary file is left when it rejects.
+  const done = Promise.allSettled(layers.map((layer) => layer.ready)).then((results) => {
+    if (results.some((result) => result.status === "rejected")) throw firstError;
+  });
   done.catch(() => undefined);
   return { layers, done };
 }
