@@ -183,8 +183,9 @@ export class RegistryClient {
   private async wait(ms: number, request: RegistryRequest): Promise<void> {
     try {
       await sleep(ms, request.signal);
-    } catch (error) {
-      throw this.networkError(new TransportAbortedError(request.path), request);
+    } catch {
+      // sleep rejects only when the signal aborts.
+      throw this.networkError(new TransportAbortedError(new URL(request.path, this.baseUrl).href), request);
     }
   }
 
@@ -307,7 +308,8 @@ export class RegistryClient {
       return new RegistryError("ERR_REGISTRY_TOO_MANY_REQUESTS", `the registry rate-limited requests for ${subject} ${suffix}; try again later`, details);
     }
     if (status >= 500) {
-      return new RegistryError("ERR_REGISTRY_SERVER", `the registry failed to serve ${subject} ${suffix} after ${this.policy.attempts} attempts`, details);
+      const attempts = isRetryableStatus(status) ? ` after ${this.policy.attempts} attempts` : "";
+      return new RegistryError("ERR_REGISTRY_SERVER", `the registry failed to serve ${subject} ${suffix}${attempts}`, details);
     }
     return new RegistryError("ERR_REGISTRY_UNEXPECTED_STATUS", `the registry returned an unexpected status for ${subject} ${suffix}`, details);
   }
