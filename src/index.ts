@@ -4,5 +4,7 @@ export {
   Ext4Error,
   NativeError,
   InvalidArgumentError,
+  RegistryError,
 } from "./errors.js";
 export type { LayerdiskErrorDetails } from "./errors.js";
+export * from "./registry/index.js";

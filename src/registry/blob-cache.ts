@@ -1,7 +1,7 @@
 /**
- * Where verified blobs live: `ROOT/blobs/sha256/HEX`, the layout of both the
- * chain store and an OCI image layout. A file exists under its final name
- * only after its digest and size were verified.
+ * The blob cache: verified blobs at `ROOT/blobs/sha256/HEX`, the layout of
+ * both the chain store and an OCI image layout. A file exists under its
+ * final name only after its digest and size were verified.
  */
 
 import { join } from "node:path";

@@ -3,7 +3,7 @@
  *
  * Bytes go to a temporary file beside the final one while a SHA-256 runs
  * over them. After a connection reset the download continues with
- * `Range: bytes=N-` (RFC 9110 section 14.2) and the same running hash. The
+ * `Range: bytes=N-` (an HTTP range request, RFC 9110) and the same running hash. The
  * file is renamed into place only when size and digest match the
  * descriptor. On any failure the temporary file is deleted, so a bad blob
  * never reaches the cache.

@@ -43,7 +43,7 @@ export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 30_000, idleMs: 60_000 };
 /** Largest error or token response body read, in bytes. */
 const MAX_SMALL_BODY = 1 << 20;
 
-/** What a request is for, so errors can name the image and the digest. */
+/** Description of a request's target, so that errors can name the image and the digest. */
 export interface RequestContext {
   /** Image reference being pulled, as the user wrote it or in full. */
   reference: string;
@@ -147,7 +147,7 @@ export class RegistryClient {
       if (status === 401 && !authenticated && this.learnChallenge(response)) {
         response.resume();
         authenticated = true;
-        attempt -= 1; // a first 401 answers the unauthenticated probe and is no failure
+        attempt -= 1; // the first 401 only starts authentication, so it does not count as an attempt
         continue;
       }
 
@@ -189,7 +189,7 @@ export class RegistryClient {
     }
   }
 
-  /** Records the scheme a 401 asks for; returns false when no usable challenge came with it. */
+  /** Records the scheme from a 401 challenge. Returns false when the response has no usable challenge. */
   private learnChallenge(response: http.IncomingMessage): boolean {
     const header = response.headers["www-authenticate"];
     const challenges = parseChallenges(Array.isArray(header) ? header.join(", ") : (header ?? ""));

@@ -24,10 +24,7 @@ const MANIFEST_TYPES: readonly string[] = [MEDIA_TYPE.ociManifest, MEDIA_TYPE.do
 /** `Accept` header value asking for every manifest type this client reads. */
 export const MANIFEST_ACCEPT = [...MANIFEST_TYPES, ...INDEX_TYPES].join(", ");
 
-/**
- * Largest manifest read, in bytes. The distribution spec says registries
- * should accept manifests of at least 4 MiB, so none larger is expected.
- */
+/** Maximum manifest size read, in bytes, which bounds the memory spent on untrusted input. Image manifests are usually a few KiB. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -175,21 +172,21 @@ export async function fetchManifest(
 }
 
 /**
- * Picks the manifest for `wanted` from an index. Entries that are not image
+ * Picks the manifest for `requested` from an index. Entries that are not image
  * manifests (such as attestations, whose platform is `unknown/unknown`) are
  * skipped. Throws `ERR_PLATFORM_NOT_FOUND` listing the platforms present.
  */
-export function selectPlatform(index: ImageIndex, wanted: Platform, reference: string, indexDigest: string): Descriptor {
+export function selectPlatform(index: ImageIndex, requested: Platform, reference: string, indexDigest: string): Descriptor {
   const candidates = index.manifests.filter(
     (entry) => entry.platform !== undefined && entry.platform.os !== "unknown" && MANIFEST_TYPES.concat(INDEX_TYPES).includes(entry.mediaType),
   );
-  const match = candidates.find((entry) => platformMatches(wanted, entry.platform!));
+  const match = candidates.find((entry) => platformMatches(requested, entry.platform!));
   if (match !== undefined) return match;
 
   const available = candidates.map((entry) => formatPlatform(entry.platform!));
   throw new RegistryError(
     "ERR_PLATFORM_NOT_FOUND",
-    `${reference} (index ${indexDigest}) has no image for platform ${formatPlatform(wanted)}; available: ${available.length > 0 ? available.join(", ") : "none"}. ` +
+    `${reference} (index ${indexDigest}) has no image for platform ${formatPlatform(requested)}; available: ${available.length > 0 ? available.join(", ") : "none"}. ` +
       "Pass the platform option to pick one of them",
     { reference, digest: indexDigest },
   );

@@ -55,16 +55,16 @@ export function hostPlatform(): Platform {
   return platform;
 }
 
-/** The variant an index entry implies when it gives none: arm64 is v8, per the OCI image index spec's examples and Docker's normalization. */
+/** Returns the variant of a platform, counting arm64 without a variant as arm64/v8 so that `linux/arm64/v8` matches it. */
 function effectiveVariant(platform: Platform): string | undefined {
   if (platform.variant !== undefined) return platform.variant;
   if (platform.architecture === "arm64") return "v8";
   return undefined;
 }
 
-/** Tells whether an index entry's platform satisfies the wanted one; no wanted variant accepts any variant. */
-export function platformMatches(wanted: Platform, candidate: Platform): boolean {
-  if (wanted.os !== candidate.os || wanted.architecture !== candidate.architecture) return false;
-  if (wanted.variant === undefined) return true;
-  return effectiveVariant(wanted) === effectiveVariant(candidate);
+/** Tells whether an index entry's platform satisfies the requested one. A request without a variant accepts any variant. */
+export function platformMatches(requested: Platform, candidate: Platform): boolean {
+  if (requested.os !== candidate.os || requested.architecture !== candidate.architecture) return false;
+  if (requested.variant === undefined) return true;
+  return effectiveVariant(requested) === effectiveVariant(candidate);
 }

@@ -1,6 +1,6 @@
 /**
  * Pulling an image into the blob cache: resolve the manifest (through an
- * index for the wanted platform), fetch the config, then download the
+ * index for the requested platform), fetch the config, then download the
  * layers a few at a time, in manifest order. `pullImage` resolves once the
  * config is cached and hands out one promise per layer, so a caller can
  * convert layer 1 while later layers still download.
@@ -123,7 +123,7 @@ export async function pullImage(reference: string | ImageReference, options: Pul
 async function resolveImage(context: PullContext): Promise<Omit<PulledImage, "layers" | "done">> {
   const { client, reference, name, options } = context;
   const signal = options.signal;
-  const wanted = typeof options.platform === "string" ? parsePlatform(options.platform) : (options.platform ?? hostPlatform());
+  const requested = typeof options.platform === "string" ? parsePlatform(options.platform) : (options.platform ?? hostPlatform());
 
   let fetched: FetchedManifest = await fetchManifest(client, reference.repository, manifestSelector(reference), name, signal);
   let indexDigest: string | undefined;
@@ -137,7 +137,7 @@ async function resolveImage(context: PullContext): Promise<Omit<PulledImage, "la
     }
     await cacheManifest(context, fetched);
     indexDigest ??= fetched.digest;
-    const entry = selectPlatform(fetched.index, wanted, name, fetched.digest);
+    const entry = selectPlatform(fetched.index, requested, name, fetched.digest);
     platform = entry.platform;
     fetched = await fetchManifest(client, reference.repository, entry.digest, name, signal);
   }

@@ -1,9 +1,9 @@
 /**
  * Image references in the form Docker accepts: `[REGISTRY/]REPOSITORY[:TAG][@DIGEST]`.
  *
- * The grammar follows the distribution project's reference package: the
- * first path component is a registry host only if it contains `.` or `:` or
- * is `localhost`; otherwise the reference names a Docker Hub repository.
+ * The grammar follows the distribution project's reference package. The
+ * first path component names a registry host only if it contains `.` or `:`
+ * or is `localhost`. Any other reference names a Docker Hub repository.
  */
 
 import { RegistryError } from "../errors.js";

@@ -40,7 +40,7 @@ export class InsecureRedirectError extends Error {
 export interface Timeouts {
   /** Time allowed to open the TCP connection, in milliseconds. */
   connectMs: number;
-  /** Longest silence allowed while waiting for headers or body bytes, in milliseconds. */
+  /** Maximum time without receiving a byte, while waiting for headers or body, in milliseconds. */
   idleMs: number;
 }
 

@@ -186,10 +186,10 @@ describe("pull faults", () => {
   });
 
   it("429 with Retry-After seconds then succeeds", async () => {
-    let refusals = 0;
+    let rejections = 0;
     registry.hook = (_request, response, path) => {
-      if (!path.includes("/manifests/") || refusals >= 1) return false;
-      refusals += 1;
+      if (!path.includes("/manifests/") || rejections >= 1) return false;
+      rejections += 1;
       response.writeHead(429, { "retry-after": "1" }).end();
       return true;
     };
@@ -197,24 +197,24 @@ describe("pull faults", () => {
     const started = Date.now();
     await pullAll(ref());
 
-    expect(refusals).toBe(1);
+    expect(rejections).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     expect(await unverifiedFiles(cache)).toEqual([]);
   });
 
   it("429 with Retry-After date then succeeds", async () => {
-    let refusals = 0;
+    let rejections = 0;
     const digest = image.layerDigests[0]!;
     registry.hook = (_request, response, path) => {
-      if (!path.endsWith(digest) || refusals >= 2) return false;
-      refusals += 1;
+      if (!path.endsWith(digest) || rejections >= 2) return false;
+      rejections += 1;
       response.writeHead(429, { "retry-after": new Date(Date.now() + 1000).toUTCString() }).end();
       return true;
     };
 
     await pullAll(ref());
 
-    expect(refusals).toBe(2);
+    expect(rejections).toBe(2);
     expect(cachedDigests(cache)).toContain(digest);
   });
 

@@ -1,5 +1,5 @@
 /**
- * Parsing of `WWW-Authenticate` challenges (RFC 7235 section 4.1), such as
+ * Parsing of `WWW-Authenticate` challenges (RFC 7235), such as
  * `Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull"`.
  */
 
