@@ -322,7 +322,11 @@ export class RegistryClient {
     const subject = `${object} of ${reference}`;
 
     if (error instanceof TransportTimeoutError) {
-      return new RegistryError("ERR_REGISTRY_TIMEOUT", `fetching ${subject} timed out: ${error.message}`, details);
+      return new RegistryError(
+        "ERR_REGISTRY_TIMEOUT",
+        `fetching ${subject} timed out: ${error.message}; raise the timeouts option if the registry is slow`,
+        details,
+      );
     }
     if (error instanceof TransportAbortedError) {
       return new RegistryError("ERR_REGISTRY_ABORTED", `fetching ${subject} was aborted`, details);

@@ -11,7 +11,7 @@ import { isIP } from "node:net";
 /** Errors from this module that the client maps to registry error codes. */
 export class TransportTimeoutError extends Error {
   constructor(readonly phase: "connect" | "idle", readonly timeoutMs: number, readonly url: string) {
-    super(`${phase === "connect" ? "connecting to" : "no data from"} ${url} timed out after ${timeoutMs} ms`);
+    super(phase === "connect" ? `connecting to ${url} took longer than ${timeoutMs} ms` : `no data from ${url} for ${timeoutMs} ms`);
     this.name = "TransportTimeoutError";
   }
 }
@@ -32,7 +32,7 @@ export class TooManyRedirectsError extends Error {
 
 export class InsecureRedirectError extends Error {
   constructor(readonly from: string, readonly to: string) {
-    super(`refusing the redirect from ${from} to plain HTTP ${to}`);
+    super(`rejected the redirect from ${from} to plain HTTP ${to}; list the target host in insecureRegistries to allow it`);
     this.name = "InsecureRedirectError";
   }
 }
