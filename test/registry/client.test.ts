@@ -7,7 +7,13 @@ import { FakeRegistry } from "./helpers/fake-registry.js";
 
 /** A token server that hands out numbered opaque tokens, as Docker Hub does for anonymous pulls. */
 let tokenServer: http.Server;
-let tokenRequests: Array<{ scope: string | null; service: string | null; authorization: string | undefined }>;
+let tokenRequests: Array<{
+  scope: string | null;
+  service: string | null;
+  authorization: string | undefined;
+  refreshToken?: string | null;
+  grantType?: string | null;
+}>;
 let tokenLifetimeS = 300;
 const registry = new FakeRegistry();
 
@@ -18,9 +24,21 @@ function realm(): string {
 beforeAll(async () => {
   tokenServer = http.createServer((request, response) => {
     const url = new URL(request.url!, "http://x");
-    tokenRequests.push({ scope: url.searchParams.get("scope"), service: url.searchParams.get("service"), authorization: request.headers.authorization });
-    response.writeHead(200, { "content-type": "application/json" });
-    response.end(JSON.stringify({ token: `t${tokenRequests.length}`, expires_in: tokenLifetimeS }));
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      // An OAuth2 refresh-token request sends its parameters as a form body.
+      const form = new URLSearchParams(Buffer.concat(chunks).toString());
+      const parameters = request.method === "POST" ? form : url.searchParams;
+      tokenRequests.push({
+        scope: parameters.get("scope"),
+        service: parameters.get("service"),
+        authorization: request.headers.authorization,
+        ...(request.method === "POST" ? { refreshToken: form.get("refresh_token"), grantType: form.get("grant_type") } : {}),
+      });
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ token: `t${tokenRequests.length}`, expires_in: tokenLifetimeS }));
+    });
   });
   await new Promise<void>((resolve) => tokenServer.listen(0, "127.0.0.1", resolve));
   await registry.start();
@@ -91,6 +109,23 @@ describe("RegistryClient bearer tokens", () => {
     client.close();
 
     expect(tokenRequests[0]!.authorization).toBe(`Basic ${Buffer.from("u:p").toString("base64")}`);
+  });
+
+  it("posts an identity token", async () => {
+    const client = new RegistryClient(registry.host, { credentials: { identityToken: "refresh-1" } });
+
+    expect(await get(client, "library/alpine")).toBe(200);
+    client.close();
+
+    expect(tokenRequests).toEqual([
+      {
+        scope: "repository:library/alpine:pull",
+        service: "registry.docker.io",
+        authorization: undefined,
+        refreshToken: "refresh-1",
+        grantType: "refresh_token",
+      },
+    ]);
   });
 });
 
