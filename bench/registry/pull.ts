@@ -1,8 +1,8 @@
 /**
- * Measures pullImage against docker-registry on 127.0.0.1: a cold pull of
- * debian-python (3 layers, 156 MiB compressed) with 1 and 3 parallel
- * downloads, a pull whose blobs are all cached, and `skopeo copy` of the
- * same image to an OCI layout as a baseline.
+ * Measures pullImage against docker-registry on 127.0.0.1. The cases are a
+ * cold pull of debian-python (3 layers, 156 MiB compressed) with 1 and 3
+ * parallel downloads, and a pull whose blobs are all cached. `skopeo copy`
+ * of the same image to an OCI layout is the baseline.
  *
  * Run: node --import tsx bench/registry/pull.ts
  */
