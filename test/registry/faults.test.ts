@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -453,5 +455,126 @@ describe("redirects", () => {
     for (const headers of storageRequests) expect(headers.authorization).toBeUndefined();
     expect(await unverifiedFiles(cache)).toEqual([]);
     expect(cachedDigests(cache)).toHaveLength(5);
+  });
+});
+
+describe("connect timeout", () => {
+  it("full accept queue times out", async () => {
+    // A listener with backlog 0 that never calls accept() completes one
+    // handshake. Further SYNs are dropped, so the next connect hangs.
+    const listener = spawn("python3", [
+      "-c",
+      "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)",
+    ]);
+    try {
+      const port = await new Promise<number>((resolve) => listener.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString()))));
+      const filler = net.connect(port, "127.0.0.1");
+      await new Promise((resolve) => filler.once("connect", resolve));
+
+      const reference = `127.0.0.1:${port}/faults/app:v1`;
+      const error = await registryError(() =>
+        pullAll(reference, { timeouts: { connectMs: 300, idleMs: 5000 }, retry: { attempts: 2, baseDelayMs: 10 } }),
+      );
+      filler.destroy();
+
+      expect(error.code).toBe("ERR_REGISTRY_TIMEOUT");
+      expect(error.message).toContain("took longer than 300 ms");
+      expect(error.message).toContain(reference);
+      expect(listFiles(cache)).toEqual([]);
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  });
+});
+
+describe("manifest handling", () => {
+  it("Docker-Content-Digest mismatch is rejected", async () => {
+    registry.hook = (_request, response, path) => {
+      if (!path.endsWith("/manifests/v1")) return false;
+      response.writeHead(200, {
+        "content-type": "application/vnd.oci.image.manifest.v1+json",
+        "docker-content-digest": image.configDigest,
+      });
+      response.end(image.manifestBytes);
+      return true;
+    };
+
+    const error = await registryError(() => pullAll(ref()));
+
+    expect(error.code).toBe("ERR_DIGEST_MISMATCH");
+    expect(error.message).toContain(image.manifestDigest);
+    expect(listFiles(cache)).toEqual([]);
+  });
+
+  it("schema 1 is unsupported", async () => {
+    registry.addManifest("faults/old", ["v1"], { schemaVersion: 1, name: "faults/old", fsLayers: [] }, "application/vnd.docker.distribution.manifest.v1+prettyjws");
+
+    const error = await registryError(() => pullAll(`${registry.host}/faults/old:v1`));
+
+    expect(error.code).toBe("ERR_MANIFEST_UNSUPPORTED");
+    expect(error.message).toContain("schemaVersion 1");
+  });
+
+  it("diff_ids count must match layers", async () => {
+    const config = Buffer.from(JSON.stringify({ rootfs: { type: "layers", diff_ids: [] } }));
+    const configDigest = registry.addBlob(config);
+    const layer = image.layers[2]!;
+    registry.addManifest(
+      "faults/app",
+      ["bad-config"],
+      {
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.length },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: image.layerDigests[2], size: layer.length }],
+      },
+      "application/vnd.oci.image.manifest.v1+json",
+    );
+
+    const error = await registryError(() => pullAll(ref("bad-config")));
+
+    expect(error.code).toBe("ERR_MANIFEST_INVALID");
+    expect(error.message).toContain("1 layers, but its config lists 0 diff_ids");
+  });
+
+  it("nested index selects the platform", async () => {
+    const arm = registry.addImage("faults/nested", "arm", [randomBytes(100)], { os: "linux", architecture: "arm64" });
+    const amd = registry.addImage("faults/nested", "amd", [randomBytes(100)], { os: "linux", architecture: "amd64" });
+    const entry = (fake: FakeImage, architecture: string) => ({
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      digest: fake.manifestDigest,
+      size: fake.manifestBytes.length,
+      platform: { os: "linux", architecture },
+    });
+    const inner = registry.addManifest(
+      "faults/nested",
+      [],
+      { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [entry(amd, "amd64"), entry(arm, "arm64")] },
+      "application/vnd.oci.image.index.v1+json",
+    );
+    const outer = registry.addManifest(
+      "faults/nested",
+      ["multi"],
+      {
+        schemaVersion: 2,
+        mediaType: "application/vnd.docker.distribution.manifest.list.v2+json",
+        manifests: [
+          {
+            mediaType: "application/vnd.oci.image.index.v1+json",
+            digest: inner.digest,
+            size: inner.bytes.length,
+            platform: { os: "linux", architecture: "arm64" },
+          },
+        ],
+      },
+      "application/vnd.docker.distribution.manifest.list.v2+json",
+    );
+
+    const pulled = await pullImage(`${registry.host}/faults/nested:multi`, options({ platform: "linux/arm64" }));
+    await pulled.done;
+
+    expect(pulled.indexDigest).toBe(outer.digest);
+    expect(pulled.manifestDigest).toBe(arm.manifestDigest);
+    expect(pulled.config.architecture).toBe("arm64");
   });
 });
