@@ -20,10 +20,12 @@ import type { Descriptor, FetchedManifest, ImageManifest } from "./manifest.js";
 import { fetchManifest, selectPlatform } from "./manifest.js";
 import type { Platform } from "./platform.js";
 import { hostPlatform, parsePlatform } from "./platform.js";
+import { createLimiter } from "./limiter.js";
 import type { PullProgress } from "./progress.js";
 import { ProgressTracker } from "./progress.js";
 import type { ImageReference } from "./reference.js";
 import { formatReference, manifestSelector, parseReference } from "./reference.js";
+import { DEFAULT_RETRY_POLICY } from "./retry.js";
 
 export interface PullOptions extends RegistryClientOptions {
   /** Folder (blobs go to `DIR/blobs/sha256/HEX`) or a cache such as a `Store`. */
@@ -178,7 +180,7 @@ async function fetchSmallBlob(context: PullContext, descriptor: Descriptor): Pro
     reference: context.name,
     descriptor,
     cache: context.cache,
-    maxResumes: context.options.retry?.attempts ?? 5,
+    maxResumes: context.options.retry?.attempts ?? DEFAULT_RETRY_POLICY.attempts,
     ...(context.options.signal === undefined ? {} : { signal: context.options.signal }),
   });
   return result.file;
@@ -217,22 +219,11 @@ function startLayerDownloads(context: PullContext, manifest: ImageManifest): { l
   const signal = options.signal === undefined ? cancel.signal : AbortSignal.any([cancel.signal, options.signal]);
   let firstError: unknown;
 
-  const queue = manifest.layers.map((descriptor, index) => ({ descriptor, index }));
-  const waiting: Array<() => void> = [];
-  let running = 0;
-  const acquire = async (): Promise<void> => {
-    if (running >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
-    running += 1;
-  };
-  const release = (): void => {
-    running -= 1;
-    waiting.shift()?.();
-  };
+  const limit = createLimiter(concurrency);
 
-  const layers = queue.map(({ descriptor, index }): PulledLayer => {
+  const layers = manifest.layers.map((descriptor, index): PulledLayer => {
     const file = context.cache.blobFile(descriptor.digest);
-    const ready = (async () => {
-      await acquire();
+    const ready = limit(async () => {
       try {
         if (firstError !== undefined) throw firstError;
         const result = await fetchBlob({
@@ -241,7 +232,7 @@ function startLayerDownloads(context: PullContext, manifest: ImageManifest): { l
           reference: context.name,
           descriptor,
           cache: context.cache,
-          maxResumes: options.retry?.attempts ?? 5,
+          maxResumes: options.retry?.attempts ?? DEFAULT_RETRY_POLICY.attempts,
           signal,
           onBytes: (bytes) => tracker.update(index, bytes),
         });
@@ -251,11 +242,9 @@ function startLayerDownloads(context: PullContext, manifest: ImageManifest): { l
         firstError ??= error;
         cancel.abort(firstError);
         throw options.signal?.aborted ? error : firstError;
-      } finally {
-        release();
       }
-    })();
-    // The caller may await only some layers; `done` still reports every failure.
+    });
+    // The caller may await only some layers, so a rejection here must not go unhandled. `done` still reports it.
     ready.catch(() => undefined);
     return { index, descriptor, file, ready };
   });

@@ -10,6 +10,7 @@ import { selectPlatform } from "../../src/registry/manifest.js";
 import type { ImageIndex } from "../../src/registry/manifest.js";
 import { hostPlatform, parsePlatform, platformMatches } from "../../src/registry/platform.js";
 import { DEFAULT_RETRY_POLICY, backoffDelay, isRetryableStatus, parseRetryAfter } from "../../src/registry/retry.js";
+import { createLimiter } from "../../src/registry/limiter.js";
 import { isLoopbackHost } from "../../src/registry/transport.js";
 
 describe("parseChallenges", () => {
@@ -211,5 +212,36 @@ describe("platforms", () => {
     expect(() => selectPlatform(index, parsePlatform("linux/s390x"), "h/r:t", "sha256:x")).toThrow(
       "h/r:t (index sha256:x) has no image for platform linux/s390x; available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8",
     );
+  });
+});
+
+describe("createLimiter", () => {
+  it("runs at most the limit at once", async () => {
+    const limit = createLimiter(2);
+    let active = 0;
+    let maxActive = 0;
+    const started: number[] = [];
+    const task = (id: number) => async () => {
+      started.push(id);
+      active += 1;
+      maxActive = Math.max(maxActive, active);
+      await new Promise((resolve) => setTimeout(resolve, 5 + (id % 3)));
+      active -= 1;
+      return id;
+    };
+
+    const results = await Promise.all([0, 1, 2, 3, 4, 5].map((id) => limit(task(id))));
+
+    expect(results).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(maxActive).toBe(2);
+    expect(started).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it("frees the slot when a task fails", async () => {
+    const limit = createLimiter(1);
+
+    await expect(limit(() => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+
+    expect(await limit(() => Promise.resolve("next"))).toBe("next");
   });
 });
