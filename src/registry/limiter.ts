@@ -1,6 +1,6 @@
 /**
- * A counting semaphore for async tasks: at most `limit` run at once, and
- * waiting tasks start in the order they were queued.
+ * Creates a counting semaphore for async tasks. At most `limit` tasks run at
+ * once, and waiting tasks start in the order they were queued.
  */
 export function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
   const waiting: Array<() => void> = [];

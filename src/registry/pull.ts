@@ -41,7 +41,7 @@ export interface PullOptions extends RegistryClientOptions {
 export interface PulledLayer {
   index: number;
   descriptor: Descriptor;
-  /** Final path of the blob in the cache; it exists once `ready` resolves. */
+  /** Final path of the blob in the cache. The file exists once `ready` resolves. */
   file: string;
   /** Resolves with `file` once the blob is verified on disk; rejects with a `RegistryError`. */
   ready: Promise<string>;
@@ -57,7 +57,7 @@ export interface PulledImage {
   manifest: ImageManifest;
   /** Digest of the index the manifest was chosen from, when the reference named an index. */
   indexDigest?: string;
-  /** Platform of the manifest, from the index entry; undefined when the reference named a manifest. */
+  /** Platform of the manifest from its index entry. Undefined when the reference named a manifest. */
   platform?: Platform;
   configDescriptor: Descriptor;
   configFile: string;
@@ -79,7 +79,7 @@ export interface ImageConfig {
 
 export const DEFAULT_CONCURRENCY = 3;
 
-/** Index levels followed to reach a manifest; an index inside an index is allowed once. */
+/** Maximum index levels followed to reach a manifest, so an index may contain indexes only one level deep. */
 const MAX_INDEX_DEPTH = 2;
 
 interface PullContext {
@@ -164,7 +164,7 @@ async function resolveImage(context: PullContext): Promise<Omit<PulledImage, "la
   return image;
 }
 
-/** Keeps the verified manifest bytes in the cache, so the image can be read again without the registry. */
+/** Writes the verified manifest or index bytes to the cache under their digest. */
 async function cacheManifest(context: PullContext, fetched: FetchedManifest): Promise<void> {
   const file = context.cache.blobFile(fetched.digest);
   const size = await stat(file).then((info) => info.size, () => undefined);
