@@ -127,12 +127,26 @@ export class RegistryClient {
    * destroy the response body.
    */
   async request(request: RegistryRequest): Promise<http.IncomingMessage> {
+    return this.exchange(request, () => this.send(request), (response) => this.learnChallenge(response));
+  }
+
+  /**
+   * Runs `send` until it yields a 2xx response, retrying transient network
+   * errors and retryable statuses with backoff. The first 401 for which
+   * `onUnauthorized` returns true is retried at once and does not count as
+   * an attempt, because it only starts authentication.
+   */
+  private async exchange(
+    request: Pick<RegistryRequest, "context" | "signal">,
+    send: () => Promise<http.IncomingMessage>,
+    onUnauthorized: (response: http.IncomingMessage) => boolean = () => false,
+  ): Promise<http.IncomingMessage> {
     let authenticated = false;
     for (let attempt = 1; ; attempt += 1) {
       const lastAttempt = attempt >= this.policy.attempts;
       let response: http.IncomingMessage;
       try {
-        response = await this.send(request);
+        response = await send();
       } catch (error) {
         if (lastAttempt || !isTransientNetworkError(error) || request.signal?.aborted) {
           throw this.networkError(error, request);
@@ -144,10 +158,10 @@ export class RegistryClient {
       const status = response.statusCode ?? 0;
       if (status >= 200 && status < 300) return response;
 
-      if (status === 401 && !authenticated && this.learnChallenge(response)) {
+      if (status === 401 && !authenticated && onUnauthorized(response)) {
         response.resume();
         authenticated = true;
-        attempt -= 1; // the first 401 only starts authentication, so it does not count as an attempt
+        attempt -= 1;
         continue;
       }
 
@@ -155,7 +169,8 @@ export class RegistryClient {
         const retryAfter = parseRetryAfter(response.headers["retry-after"] as string | undefined);
         response.resume();
         if (retryAfter !== undefined && retryAfter > this.policy.maxRetryAfterMs) {
-          throw this.statusError(response, request, "", `asks to retry after ${Math.round(retryAfter / 1000)} s, longer than allowed`);
+          const seconds = Math.round(retryAfter / 1000);
+          throw this.statusError(response, request, "", `and its Retry-After of ${seconds} s exceeds retry.maxRetryAfterMs`);
         }
         await this.wait(retryAfter ?? backoffDelay(this.policy, attempt - 1), request);
         continue;
@@ -180,12 +195,12 @@ export class RegistryClient {
     return response;
   }
 
-  private async wait(ms: number, request: RegistryRequest): Promise<void> {
+  private async wait(ms: number, request: Pick<RegistryRequest, "context" | "signal">): Promise<void> {
     try {
       await sleep(ms, request.signal);
     } catch {
       // sleep rejects only when the signal aborts.
-      throw this.networkError(new TransportAbortedError(new URL(request.path, this.baseUrl).href), request);
+      throw this.networkError(new TransportAbortedError(this.baseUrl.href), request);
     }
   }
 
@@ -244,52 +259,35 @@ export class RegistryClient {
   private async fetchToken(challenge: BearerChallenge, scope: string, request: RegistryRequest): Promise<CachedToken> {
     const credentials = await this.loadCredentials();
     const tokenRequest = buildTokenRequest(challenge, scope, credentials);
-    const context = { ...request.context, object: `token for ${scope}` };
+    const httpRequest: HttpRequest = {
+      ...tokenRequest,
+      headers: { ...tokenRequest.headers, "user-agent": this.options.userAgent ?? "layerdisk" },
+    };
+    if (request.signal !== undefined) httpRequest.signal = request.signal;
+    const tokenContext = { ...request, context: { ...request.context, object: `token for ${scope} from ${challenge.realm}` } };
 
-    for (let attempt = 1; ; attempt += 1) {
-      const lastAttempt = attempt >= this.policy.attempts;
-      const httpRequest: HttpRequest = { ...tokenRequest, headers: { ...tokenRequest.headers, "user-agent": this.options.userAgent ?? "layerdisk" } };
-      if (request.signal !== undefined) httpRequest.signal = request.signal;
-      let response: http.IncomingMessage;
-      try {
-        ({ response } = await sendFollowingRedirects(httpRequest, this.timeouts, this.agents, (host) => this.allowsPlainHttp(host)));
-      } catch (error) {
-        if (lastAttempt || !isTransientNetworkError(error) || request.signal?.aborted) {
-          throw this.networkError(error, { ...request, context });
-        }
-        await this.wait(backoffDelay(this.policy, attempt - 1), request);
-        continue;
-      }
+    const response = await this.exchange(tokenContext, async () => {
+      const { response: received } = await sendFollowingRedirects(httpRequest, this.timeouts, this.agents, (host) => this.allowsPlainHttp(host));
+      return received;
+    });
+    const body = await readBody(response, MAX_SMALL_BODY).catch((error: unknown) => {
+      throw this.networkError(error, tokenContext);
+    });
 
-      const status = response.statusCode ?? 0;
-      if (isRetryableStatus(status) && !lastAttempt) {
-        const retryAfter = parseRetryAfter(response.headers["retry-after"] as string | undefined);
-        response.resume();
-        await this.wait(Math.min(retryAfter ?? backoffDelay(this.policy, attempt - 1), this.policy.maxRetryAfterMs), request);
-        continue;
-      }
-
-      const body = await readBody(response, MAX_SMALL_BODY).catch((error: unknown) => {
-        throw this.networkError(error, { ...request, context });
-      });
-      if (status < 200 || status >= 300) {
-        throw this.statusError(response, { ...request, context }, describeErrorBody(body), `from token server ${challenge.realm}`);
-      }
-      try {
-        const token = parseTokenResponse(body);
-        this.tokens.set(scope, token);
-        return token;
-      } catch (error) {
-        throw new RegistryError(
-          "ERR_REGISTRY_AUTH_FAILED",
-          `token server ${challenge.realm} returned an invalid token response for ${scope} while pulling ${request.context.reference}: ${(error as Error).message}`,
-          { reference: request.context.reference, cause: error },
-        );
-      }
+    try {
+      const token = parseTokenResponse(body);
+      this.tokens.set(scope, token);
+      return token;
+    } catch (error) {
+      throw new RegistryError(
+        "ERR_REGISTRY_AUTH_FAILED",
+        `token server ${challenge.realm} returned an invalid token response for ${scope} while pulling ${request.context.reference}: ${(error as Error).message}`,
+        { reference: request.context.reference, cause: error },
+      );
     }
   }
 
-  private statusError(response: http.IncomingMessage, request: RegistryRequest, detail: string, extra = ""): RegistryError {
+  private statusError(response: http.IncomingMessage, request: Pick<RegistryRequest, "context">, detail: string, extra = ""): RegistryError {
     const { reference, object, digest } = request.context;
     const status = response.statusCode ?? 0;
     const suffix = `(${statusText(response)}${detail ? `, ${detail}` : ""})${extra ? ` ${extra}` : ""}`;

@@ -236,6 +236,22 @@ describe("pull faults", () => {
     expect(cachedDigests(cache)).not.toContain(digest);
   });
 
+  it("429 beyond max Retry-After fails at once", async () => {
+    registry.hook = (_request, response, path) => {
+      if (!path.includes("/manifests/")) return false;
+      response.writeHead(429, { "retry-after": "3600" }).end();
+      return true;
+    };
+
+    const started = Date.now();
+    const error = await registryError(() => pullAll(ref(), { retry: { attempts: 4, baseDelayMs: 20, maxRetryAfterMs: 10_000 } }));
+
+    expect(error.code).toBe("ERR_REGISTRY_TOO_MANY_REQUESTS");
+    expect(error.message).toContain("Retry-After of 3600 s");
+    expect(registry.requests.filter((request) => request.path.includes("/manifests/"))).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it("500 twice then succeeds", async () => {
     let failures = 0;
     const digest = image.layerDigests[1]!;
