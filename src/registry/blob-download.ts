@@ -43,8 +43,18 @@ export interface BlobResult {
   cached: boolean;
 }
 
+/**
+ * A download that several callers wait for. It is cancelled only when every
+ * caller has abandoned it, so one aborted pull does not fail another.
+ */
+interface SharedDownload {
+  promise: Promise<string>;
+  controller: AbortController;
+  waiters: number;
+}
+
 /** Downloads in progress in this process, by final path, so concurrent pulls of one blob share it. */
-const inFlight = new Map<string, Promise<string>>();
+const inFlight = new Map<string, SharedDownload>();
 
 async function existingSize(path: string): Promise<number | undefined> {
   try {
@@ -63,12 +73,51 @@ export async function fetchBlob(download: BlobDownload): Promise<BlobResult> {
   const file = download.cache.blobFile(download.descriptor.digest);
   if ((await existingSize(file)) === download.descriptor.size) return { file, cached: true };
 
-  const pending = inFlight.get(file);
-  if (pending !== undefined) return { file: await pending, cached: true };
+  let shared = inFlight.get(file);
+  const cached = shared !== undefined;
+  if (shared === undefined) {
+    const controller = new AbortController();
+    const promise = downloadToCache({ ...download, signal: controller.signal }, file).finally(() => inFlight.delete(file));
+    shared = { promise, controller, waiters: 0 };
+    inFlight.set(file, shared);
+  }
+  return { file: await waitForShared(shared, download), cached };
+}
 
-  const started = downloadToCache(download, file).finally(() => inFlight.delete(file));
-  inFlight.set(file, started);
-  return { file: await started, cached: false };
+/**
+ * Waits for a shared download, or rejects with `ERR_REGISTRY_ABORTED` as soon
+ * as this caller's signal aborts. The last caller to abandon the download
+ * cancels it and waits until its temporary file is deleted.
+ */
+async function waitForShared(shared: SharedDownload, download: BlobDownload): Promise<string> {
+  const { signal } = download;
+  shared.waiters += 1;
+  let onAbort: (() => void) | undefined;
+  const abandoned = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      shared.waiters -= 1;
+      const aborted = download.client.networkError(new TransportAbortedError(download.client.baseUrl.href), {
+        context: contextOf(download),
+      });
+      if (shared.waiters > 0) {
+        reject(aborted);
+        return;
+      }
+      shared.controller.abort();
+      shared.promise.then(
+        () => reject(aborted),
+        () => reject(aborted),
+      );
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+  });
+
+  try {
+    return await Promise.race([shared.promise, abandoned]);
+  } finally {
+    if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 interface Progress {

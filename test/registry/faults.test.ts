@@ -434,6 +434,59 @@ describe("pull faults", () => {
   });
 });
 
+describe("shared downloads", () => {
+  it("abort of one pull spares the other", async () => {
+    const digest = image.layerDigests[0]!;
+    const blob = image.layers[0]!;
+    let aborter: AbortController | undefined;
+    registry.hook = (_request, response, path) => {
+      if (!path.endsWith(digest)) return false;
+      response.writeHead(200, { "content-length": blob.length });
+      // Both pulls join the download well before the abort at 100 ms.
+      response.write(blob.subarray(0, 1000), () => setTimeout(() => aborter?.abort(), 100));
+      setTimeout(() => response.end(blob.subarray(1000)), 400);
+      return true;
+    };
+    aborter = new AbortController();
+
+    const [aborted, completed] = await Promise.allSettled([
+      pullAll(ref(), { signal: aborter.signal, concurrency: 1 }),
+      pullAll(ref(), { concurrency: 1 }),
+    ]);
+
+    expect(aborted.status).toBe("rejected");
+    expect((aborted as PromiseRejectedResult).reason.code).toBe("ERR_REGISTRY_ABORTED");
+    expect(completed.status).toBe("fulfilled");
+    expect(registry.blobRequests(digest)).toHaveLength(1);
+    expect(cachedDigests(cache)).toContain(digest);
+    expect(await unverifiedFiles(cache)).toEqual([]);
+  });
+
+  it("abort of every pull cancels the download", async () => {
+    const digest = image.layerDigests[0]!;
+    const blob = image.layers[0]!;
+    const aborter = new AbortController();
+    registry.hook = (_request, response, path) => {
+      if (!path.endsWith(digest)) return false;
+      response.writeHead(200, { "content-length": blob.length });
+      response.write(blob.subarray(0, 1000), () => aborter.abort());
+      return true;
+    };
+
+    const results = await Promise.allSettled([
+      pullAll(ref(), { signal: aborter.signal }),
+      pullAll(ref(), { signal: aborter.signal }),
+    ]);
+
+    for (const result of results) {
+      expect(result.status).toBe("rejected");
+      expect((result as PromiseRejectedResult).reason.code).toBe("ERR_REGISTRY_ABORTED");
+    }
+    expect(cachedDigests(cache)).not.toContain(digest);
+    expect(await unverifiedFiles(cache)).toEqual([]);
+  });
+});
+
 describe("redirects", () => {
   let storage: http.Server;
   let storageRequests: http.IncomingHttpHeaders[];
