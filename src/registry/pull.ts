@@ -28,7 +28,12 @@ import { formatReference, manifestSelector, parseReference } from "./reference.j
 import { DEFAULT_RETRY_POLICY } from "./retry.js";
 
 export interface PullOptions extends RegistryClientOptions {
-  /** Folder (blobs go to `DIR/blobs/sha256/HEX`) or a cache such as a `Store`. */
+  /**
+   * Folder (blobs go to `DIR/blobs/sha256/HEX`) or a cache such as a `Store`.
+   * NOTE: pullImage takes no store lock. With a `Store`, the caller must hold
+   * the store-use lock shared until `done` settles, as conversions do, or a
+   * concurrent prune can delete the pull's temporary files and new blobs.
+   */
   blobCache: string | BlobCache;
   /** Platform to pick from an index, such as `linux/arm64`. Defaults to Linux on the host's architecture. */
   platform?: string | Platform;
