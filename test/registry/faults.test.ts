@@ -9,6 +9,9 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { RegistryError } from "../../src/errors.js";
+import { toBlobCache } from "../../src/registry/blob-cache.js";
+import { fetchBlob } from "../../src/registry/blob-download.js";
+import { RegistryClient } from "../../src/registry/client.js";
 import type { PullOptions } from "../../src/registry/pull.js";
 import { pullImage } from "../../src/registry/pull.js";
 import { cachedDigests, listFiles, unverifiedFiles } from "./helpers/cache.js";
@@ -435,30 +438,37 @@ describe("pull faults", () => {
 });
 
 describe("shared downloads", () => {
-  it("abort of one pull spares the other", async () => {
+  it("abort of one caller spares the other", async () => {
     const digest = image.layerDigests[0]!;
     const blob = image.layers[0]!;
-    let aborter: AbortController | undefined;
+    const aborter = new AbortController();
     registry.hook = (_request, response, path) => {
       if (!path.endsWith(digest)) return false;
       response.writeHead(200, { "content-length": blob.length });
-      // Both pulls join the download well before the abort at 100 ms.
-      response.write(blob.subarray(0, 1000), () => setTimeout(() => aborter?.abort(), 100));
-      setTimeout(() => response.end(blob.subarray(1000)), 400);
+      response.write(blob.subarray(0, 1000), () => aborter.abort());
+      setTimeout(() => response.end(blob.subarray(1000)), 300);
       return true;
     };
-    aborter = new AbortController();
+    const client = new RegistryClient(registry.host, { dockerConfig: false });
+    const download = {
+      client,
+      repository: image.repository,
+      reference: ref(),
+      descriptor: { mediaType: "application/vnd.oci.image.layer.v1.tar", digest, size: blob.length },
+      cache: toBlobCache(cache),
+      maxResumes: 2,
+    };
 
-    const [aborted, completed] = await Promise.allSettled([
-      pullAll(ref(), { signal: aborter.signal, concurrency: 1 }),
-      pullAll(ref(), { concurrency: 1 }),
-    ]);
+    // Both calls start together, so the second joins the first one's
+    // download before its request reaches the server.
+    const [aborted, completed] = await Promise.allSettled([fetchBlob({ ...download, signal: aborter.signal }), fetchBlob(download)]);
+    client.close();
 
     expect(aborted.status).toBe("rejected");
     expect((aborted as PromiseRejectedResult).reason.code).toBe("ERR_REGISTRY_ABORTED");
     expect(completed.status).toBe("fulfilled");
     expect(registry.blobRequests(digest)).toHaveLength(1);
-    expect(cachedDigests(cache)).toContain(digest);
+    expect(cachedDigests(cache)).toEqual([digest]);
     expect(await unverifiedFiles(cache)).toEqual([]);
   });
 
