@@ -362,7 +362,7 @@ describe("pull faults", () => {
       return true;
     };
 
-    await pullAll(ref(), { timeouts: { connectMs: 1000, idleMs: 300 } });
+    await pullAll(ref(), { timeouts: { connectMs: 1000, idleMs: 1000 } });
 
     const ranges = registry.blobRequests(digest).map((request) => request.headers.range);
     expect(ranges).toEqual([undefined, "bytes=64000-"]);
