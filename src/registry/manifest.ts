@@ -128,7 +128,8 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, re
  * Fetches a manifest by tag or digest and verifies it. When `selector` is a
  * digest, the content must hash to it. When it is a tag, the content must
  * match the `Docker-Content-Digest` header if the registry sends one. The
- * returned `digest` is always the hash of the bytes received.
+ * returned `digest` is always the hash of the bytes received. When the
+ * manifest comes from an index entry, `expectedSize` is the entry's size.
  */
 export async function fetchManifest(
   client: RegistryClient,
@@ -136,6 +137,7 @@ export async function fetchManifest(
   selector: string,
   reference: string,
   signal?: AbortSignal,
+  expectedSize?: number,
 ): Promise<FetchedManifest> {
   const byDigest = DIGEST.test(selector);
   const context = { reference, object: `manifest ${selector}`, ...(byDigest ? { digest: selector } : {}) };
@@ -153,9 +155,20 @@ export async function fetchManifest(
     bytes = await readBody(response, MAX_MANIFEST_BYTES);
   } catch (error) {
     if (error instanceof RangeError) {
-      throw new RegistryError("ERR_MANIFEST_INVALID", `manifest ${selector} of ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`, context);
+      throw new RegistryError("ERR_MANIFEST_INVALID", `manifest ${selector} of ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`, {
+        reference,
+        ...(byDigest ? { digest: selector } : {}),
+      });
     }
     throw client.networkError(error, { context });
+  }
+
+  if (expectedSize !== undefined && bytes.length !== expectedSize) {
+    throw new RegistryError(
+      "ERR_SIZE_MISMATCH",
+      `manifest ${selector} of ${reference} is ${bytes.length} bytes, but its index entry gives ${expectedSize}`,
+      { reference, digest: selector },
+    );
   }
 
   const actual = sha256Digest(bytes);

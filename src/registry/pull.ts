@@ -146,7 +146,7 @@ async function resolveImage(context: PullContext): Promise<Omit<PulledImage, "la
     indexDigest ??= fetched.digest;
     const entry = selectPlatform(fetched.index, requested, name, fetched.digest);
     platform = entry.platform;
-    fetched = await fetchManifest(client, reference.repository, entry.digest, name, signal);
+    fetched = await fetchManifest(client, reference.repository, entry.digest, name, signal, entry.size);
   }
   await cacheManifest(context, fetched);
 

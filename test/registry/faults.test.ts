@@ -657,3 +657,32 @@ describe("manifest handling", () => {
     expect(pulled.config.architecture).toBe("arm64");
   });
 });
+
+describe("index entries", () => {
+  it("manifest size must match the entry", async () => {
+    const index = registry.addManifest(
+      image.repository,
+      ["wrong-size"],
+      {
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: [
+          {
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            digest: image.manifestDigest,
+            size: image.manifestBytes.length + 1,
+            platform: { os: "linux", architecture: "amd64" },
+          },
+        ],
+      },
+      "application/vnd.oci.image.index.v1+json",
+    );
+
+    const error = await registryError(() => pullAll(ref("wrong-size"), { platform: "linux/amd64" }));
+
+    expect(error.code).toBe("ERR_SIZE_MISMATCH");
+    expect(error.digest).toBe(image.manifestDigest);
+    expect(error.message).toContain("index entry gives");
+    expect(cachedDigests(cache)).toEqual([index.digest]);
+  });
+});
