@@ -148,9 +148,11 @@ async function downloadToCache(download: BlobDownload, file: string): Promise<st
         await receive(download, progress);
         break;
       } catch (error) {
-        if (!isResumable(error) || download.signal?.aborted) throw download.client.networkError(error, { context: contextOf(download) });
+        // A failure after new bytes resets the count, so a slow but moving
+        // download is never given up while a stuck one is.
         failuresWithoutProgress = progress.bytesDone > before ? 0 : failuresWithoutProgress + 1;
-        if (failuresWithoutProgress > download.maxResumes) throw download.client.networkError(error, { context: contextOf(download) });
+        const resume = isResumable(error) && !download.signal?.aborted && failuresWithoutProgress <= download.maxResumes;
+        if (!resume) throw download.client.networkError(error, { context: contextOf(download) });
       }
     }
 

@@ -312,6 +312,26 @@ describe("pull faults", () => {
     expect(await unverifiedFiles(cache)).toEqual([]);
   });
 
+  it("persistent reset fails", async () => {
+    const digest = image.layerDigests[1]!;
+    registry.hook = (_request, response, path) => {
+      if (!path.endsWith(digest)) return false;
+      response.writeHead(200, { "content-length": image.layers[1]!.length });
+      response.flushHeaders();
+      setTimeout(() => response.socket?.destroy(), 10);
+      return true;
+    };
+
+    const error = await registryError(() => pullAll(ref()));
+
+    expect(error.code).toBe("ERR_REGISTRY_NETWORK");
+    expect(error.digest).toBe(digest);
+    expect(error.message).toContain(digest);
+    expect(registry.blobRequests(digest)).toHaveLength(5);
+    expect(cachedDigests(cache)).not.toContain(digest);
+    expect(await unverifiedFiles(cache)).toEqual([]);
+  });
+
   it("restarts when Range is ignored", async () => {
     const digest = image.layerDigests[0]!;
     const blob = image.layers[0]!;
