@@ -107,10 +107,10 @@ export async function readDockerCredentials(
     );
   }
 
-  const wanted = configHostsFor(registry);
+  const candidateHosts = configHostsFor(registry);
   for (const [key, entry] of Object.entries(config.auths ?? {})) {
     if (entry === null || typeof entry !== "object") continue;
-    if (!wanted.includes(hostOfKey(key))) continue;
+    if (!candidateHosts.includes(hostOfKey(key))) continue;
     const credentials = decodeEntry(entry, configFile, key);
     if (credentials.username !== undefined || credentials.identityToken !== undefined) return credentials;
   }
