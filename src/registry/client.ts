@@ -106,6 +106,8 @@ export class RegistryClient {
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.agents = createAgents();
     const host = registryApiHost(registry);
+    // NOTE: the tests reach registries only over plain HTTP on loopback, so
+    // the HTTPS path (node:https with its default certificate checks) is untested.
     this.baseUrl = new URL(`${this.allowsPlainHttp(host) ? "http" : "https"}://${host}`);
   }
 
