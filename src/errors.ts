@@ -51,6 +51,21 @@ export class LayerError extends LayerdiskError {}
 /** An internal failure of the native core, such as a caught Rust panic. */
 export class NativeError extends LayerdiskError {}
 
+/**
+ * A failure to pull from an OCI distribution registry. `reference` is the
+ * image reference being pulled and `status` the HTTP status, when there is one.
+ */
+export class RegistryError extends LayerdiskError {
+  readonly reference?: string;
+  readonly status?: number;
+
+  constructor(code: string, message: string, details: LayerdiskErrorDetails & { reference?: string; status?: number } = {}) {
+    super(code, message, details);
+    if (details.reference !== undefined) this.reference = details.reference;
+    if (details.status !== undefined) this.status = details.status;
+  }
+}
+
 /** A bad argument passed to a native function. */
 export class InvalidArgumentError extends LayerdiskError {}
 

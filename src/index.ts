@@ -4,6 +4,7 @@ export {
   Ext4Error,
   NativeError,
   InvalidArgumentError,
+  RegistryError,
 } from "./errors.js";
 export type { LayerdiskErrorDetails } from "./errors.js";
 export { Qcow2Chain, createImage, imageInfo } from "./qcow2/index.js";
@@ -20,3 +21,16 @@ export type {
   Ext4Stat,
   Ext4Time,
 } from "./ext4/index.js";
+
+// Only registry names that cannot clash with the image reader's types are
+// exported here. The rest (Descriptor, Platform, ...) stay in ./registry/index.js.
+export { pullImage, parseReference, formatReference } from "./registry/index.js";
+export type {
+  PullOptions,
+  PulledImage,
+  PulledLayer,
+  PullProgress,
+  ImageReference,
+  RegistryCredentials,
+  RegistryClientOptions,
+} from "./registry/index.js";

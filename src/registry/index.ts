@@ -1,0 +1,14 @@
+export { pullImage, DEFAULT_CONCURRENCY } from "./pull.js";
+export type { PullOptions, PulledImage, PulledLayer, ImageConfig } from "./pull.js";
+export type { PullProgress } from "./progress.js";
+export { parseReference, formatReference } from "./reference.js";
+export type { ImageReference } from "./reference.js";
+export { parsePlatform, formatPlatform, hostPlatform } from "./platform.js";
+export type { Platform } from "./platform.js";
+export { MEDIA_TYPE } from "./manifest.js";
+export type { Descriptor, ImageManifest, ImageIndex } from "./manifest.js";
+export type { BlobCache } from "./blob-cache.js";
+export type { RegistryCredentials } from "./auth/credentials.js";
+export type { RegistryClientOptions } from "./client.js";
+export type { Timeouts } from "./transport.js";
+export type { RetryPolicy } from "./retry.js";
