@@ -185,7 +185,7 @@ describe("entries", () => {
   it("devices, fifos and symlink mode", async () => {
     const target = new MemoryTarget();
     await apply(target, [
-      { name: "dev/null", type: "character-device", mode: 0o666, ...({ devmajor: 1, devminor: 3 } as object) },
+      { name: "dev/null", type: "character-device", mode: 0o666, devmajor: 1, devminor: 3 },
       { name: "dev/fifo", type: "fifo" },
       { name: "l", type: "symlink", linkname: "target", mode: 0o644 },
     ]);
