@@ -1,3 +1,7 @@
+// The public API of layerdisk. createChain is the main entry point; the
+// qcow2, ext4, image and registry modules are exported for embedders that
+// need the lower layers.
+
 export {
   LayerdiskError,
   Qcow2Error,
@@ -5,10 +9,30 @@ export {
   NativeError,
   InvalidArgumentError,
   RegistryError,
+  ImageError,
+  TarError,
+  LayerError,
 } from "./errors.js";
 export type { LayerdiskErrorDetails } from "./errors.js";
+
+export { createChain } from "./chain/create.js";
+export type { CreateChainOptions, CreateChainResult } from "./chain/create.js";
+export type { ChainProgress, ChainResult, LayerState } from "./chain/types.js";
+export { createOverlay, resetOverlay, deleteOverlay } from "./chain/overlay.js";
+export { vmmRecipes, ROOT_KERNEL_OPTIONS } from "./vmm/recipes.js";
+export type { VmmRecipes } from "./vmm/recipes.js";
+
+export { Store } from "./store/store.js";
+export { defaultStoreRoot } from "./store/location.js";
+export { prune } from "./store/prune.js";
+export type { PruneResult } from "./store/prune.js";
+export { verifyStore } from "./store/verify.js";
+export type { CheckOutcome, VerifyResult } from "./store/verify.js";
+export type { ImageRecord, LayerRecord, OverlayRecord } from "./store/records.js";
+
 export { Qcow2Chain, createImage, imageInfo } from "./qcow2/index.js";
 export type { CreateImageOptions, FlattenOptions, ImageFormat, ImageInfo, OpenChainOptions } from "./qcow2/index.js";
+
 export { Ext4Filesystem, packAttrs } from "./ext4/index.js";
 export type {
   Ext4Attrs,
@@ -22,15 +46,20 @@ export type {
   Ext4Time,
 } from "./ext4/index.js";
 
-// Only registry names that cannot clash with the image reader's types are
-// exported here. The rest (Descriptor, Platform, ...) stay in ./registry/index.js.
-export { pullImage, parseReference, formatReference } from "./registry/index.js";
+export { resolveImage } from "./image/resolve.js";
+export type { ResolveImageOptions } from "./image/resolve.js";
+export { hostPlatform, parsePlatform, formatPlatform } from "./image/platform.js";
+export type { Platform } from "./image/platform.js";
+export type { ContainerConfig, ImageConfig, ResolvedImage, ResolvedLayer } from "./image/types.js";
+export type { LayerTarget } from "./layer/target.js";
+
+export { pullImage, parseReference as parseRegistryReference, formatReference } from "./registry/index.js";
 export type {
   PullOptions,
   PulledImage,
   PulledLayer,
   PullProgress,
-  ImageReference,
+  ImageReference as RegistryImageReference,
   RegistryCredentials,
   RegistryClientOptions,
 } from "./registry/index.js";

@@ -6,7 +6,9 @@ import { describe, expect, it } from "vitest";
 import { ImageError } from "../../src/errors.js";
 import { readLayerEntries } from "../../src/image/layer-stream.js";
 import { resolveImage } from "../../src/image/resolve.js";
-import { buildLayout, makeTar, rejection, sha256, writeBlob, writeIndex, type LayerSpec } from "./builder.js";
+import { renderListTree } from "../../src/layer/list-tree.js";
+import { rawTar } from "../tar/raw-tar.js";
+import { buildLayout, compress, makeTar, rejection, sha256, writeBlob, writeIndex, type LayerSpec } from "./builder.js";
 import { unpack } from "./testdata.js";
 
 const files = [
@@ -37,6 +39,21 @@ describe("layer verification", () => {
 
   it("valid zstd and plain layers apply", async () => {
     const layout = buildLayout({ layers: [await layer({ compression: "zstd" }), await layer({ compression: "none" })] });
+    const { target } = await unpack(`oci-layout:${layout}`);
+    expect(target.lookup("/big.bin")?.size).toBe(300_000);
+  });
+
+  it("multi-frame zstd and gzip layers apply", async () => {
+    const tar = await makeTar(files);
+    const half = 4096;
+    const frames = (compression: "gzip" | "zstd"): Buffer =>
+      Buffer.concat([compress(tar.subarray(0, half), compression), compress(tar.subarray(half), compression)]);
+    const layout = buildLayout({
+      layers: [
+        { tar, compression: "zstd", corrupt: () => frames("zstd") },
+        { tar, compression: "gzip", corrupt: () => frames("gzip") },
+      ],
+    });
     const { target } = await unpack(`oci-layout:${layout}`);
     expect(target.lookup("/big.bin")?.size).toBe(300_000);
   });
@@ -137,6 +154,21 @@ describe("layer verification", () => {
     const error = await rejection(resolveImage(layout));
     expect(error.code).toMatch(/^ERR_IMAGE_(DIGEST|SIZE)_MISMATCH$/);
     expect(error.digest).toBe(image.configDigest);
+  });
+
+  it("hostile layer paths stay inside", async () => {
+    const hostile = rawTar([
+      { name: "../../../../tmp/escaped", data: Buffer.from("x") },
+      { name: "/etc/absolute", data: Buffer.from("y") },
+      { name: "link", type: "2", linkname: "../../../.." },
+      { name: "link/through-link", data: Buffer.from("z") },
+    ]);
+    const { target } = await unpack(`oci-layout:${buildLayout({ layers: [{ tar: hostile }] })}`);
+    const listing = renderListTree(target);
+    expect(listing).toContain("/tmp/escaped type=f");
+    expect(listing).toContain("/etc/absolute type=f");
+    expect(listing).toContain("/through-link type=f");
+    expect(target.readdir("/").sort()).toEqual(["etc", "link", "through-link", "tmp"]);
   });
 
   it("layer stream verifies while streaming", async () => {
