@@ -270,12 +270,18 @@ impl Chain {
         let entry = top.l2_entry(position)?;
         let host_offset = match entry {
             L2Entry::Data { host_offset, copied: true } => {
+                let entry_offset = top.l2_entry_offset(position);
+                top.check_overlap(host_offset, top.cluster_size(), "L2 entry", entry_offset)?;
                 return top.write_host(host_offset + in_cluster as u64, data);
             }
-            L2Entry::Zero { host_offset, copied: true } if host_offset != 0 => Some(host_offset),
+            L2Entry::Zero { host_offset, copied: true } if host_offset != 0 => {
+                let entry_offset = top.l2_entry_offset(position);
+                top.check_overlap(host_offset, top.cluster_size(), "L2 entry", entry_offset)?;
+                Some(host_offset)
+            }
             L2Entry::Zero { host_offset: 0, .. } | L2Entry::Unallocated => None,
             _ => {
-                let entry_offset = top.l2_table_offset(position);
+                let entry_offset = top.l2_entry_offset(position);
                 return Err(Qcow2Error::unsupported(top.path(), entry_offset, "writing a cluster shared with a snapshot", position));
             }
         };

@@ -512,7 +512,7 @@ fn decode_backing_name(header: &Header, cluster: &[u8], file_len: u64, path: &Pa
         return Ok(None);
     }
     let start = header.backing_file_offset;
-    let end = start + u64::from(header.backing_file_size);
+    let end = start.saturating_add(u64::from(header.backing_file_size));
     if end > cluster.len() as u64 || end > file_len {
         return Err(Qcow2Error::corrupt(
             path,
@@ -551,7 +551,7 @@ fn check_tables(header: &Header, file_len: u64, path: &Path) -> Result<()> {
     if !aligned(l1_offset) {
         return Err(Qcow2Error::corrupt(path, L1_TABLE_OFFSET_OFFSET as u64, "l1_table_offset", l1_offset, expected_alignment));
     }
-    if header.l1_size > 0 && l1_offset + u64::from(header.l1_size) * 8 > file_len {
+    if header.l1_size > 0 && l1_offset.saturating_add(u64::from(header.l1_size) * 8) > file_len {
         return Err(past_end(path, L1_TABLE_OFFSET_OFFSET as u64, "l1_table_offset", l1_offset, file_len));
     }
 
@@ -564,7 +564,7 @@ fn check_tables(header: &Header, file_len: u64, path: &Path) -> Result<()> {
     if !aligned(refcount_offset) {
         return Err(Qcow2Error::corrupt(path, REFCOUNT_TABLE_OFFSET_OFFSET as u64, "refcount_table_offset", refcount_offset, expected_alignment));
     }
-    if refcount_offset + table_bytes > file_len {
+    if refcount_offset.saturating_add(table_bytes) > file_len {
         return Err(past_end(path, REFCOUNT_TABLE_OFFSET_OFFSET as u64, "refcount_table_offset", refcount_offset, file_len));
     }
 
