@@ -25,6 +25,9 @@ pub const EXPORTS: &[(&str, Export)] = &[
 
 type ChainHandle = Arc<Mutex<Option<Chain>>>;
 
+/// Largest single read: 1 GiB, below Node's maximum Buffer length.
+const MAX_READ_BYTES: u64 = 1 << 30;
+
 fn optional_u64(context: &CallContext, index: usize) -> Result<Option<u64>, ErrorReport> {
     if context.is_absent(index) { Ok(None) } else { context.u64(index).map(Some) }
 }
@@ -89,8 +92,11 @@ fn read(context: &CallContext) -> Result<Reply, ErrorReport> {
     let length = context.u64(2)?;
     Ok(Reply::Task(Box::new(move || {
         with_chain(&handle, |chain| {
-            let length = usize::try_from(length).map_err(|_| ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", "length is too large"))?;
-            let mut buffer = vec![0u8; length];
+            if length > MAX_READ_BYTES {
+                let message = format!("read length {length} is over the {MAX_READ_BYTES}-byte maximum; read in pieces");
+                return Err(ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", message));
+            }
+            let mut buffer = vec![0u8; length as usize];
             chain.read(offset, &mut buffer)?;
             Ok(Value::Buffer(buffer))
         })

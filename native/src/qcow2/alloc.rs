@@ -87,6 +87,7 @@ impl Qcow2Image {
         let block = self.refcounts_mut()?.blocks.get_mut(block_offset).expect("loaded above");
         refcount::set(&mut block.value, entry_index, order, value);
         block.dirty = true;
+        self.unsynced = true;
         Ok(())
     }
 
@@ -218,6 +219,9 @@ impl Qcow2Image {
     /// it (cache evictions), the order is kept only for the page cache.
     pub(super) fn write_metadata(&mut self, barrier: bool) -> Result<()> {
         let Some(refcounts) = self.refcounts.as_ref() else { return Ok(()) };
+        if !self.unsynced {
+            return Ok(());
+        }
         let next_free = refcounts.next_free;
         if self.file.metadata().map_err(|error| Qcow2Error::io(&self.path, None, error))?.len() < next_free {
             self.file.set_len(next_free).map_err(|error| Qcow2Error::io(&self.path, None, error))?;
@@ -240,7 +244,9 @@ impl Qcow2Image {
         self.barrier(barrier)?;
 
         self.release_pending()?;
-        self.barrier(barrier)
+        self.barrier(barrier)?;
+        self.unsynced = !barrier;
+        Ok(())
     }
 
     /// Writes dirty refcount blocks, then the table; returns whether the

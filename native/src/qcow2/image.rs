@@ -74,6 +74,8 @@ pub struct Qcow2Image {
     pub(super) header_dirty: bool,
     /// Length of the file, including clusters allocated but not yet written.
     pub(super) file_len: u64,
+    /// Something was written since the last synced flush.
+    pub(super) unsynced: bool,
 }
 
 /// Turns an entry decoding error into a corruption error at `offset`.
@@ -181,9 +183,11 @@ impl Qcow2Image {
             refcounts,
             header_dirty,
             file_len,
+            unsynced: false,
         };
         if header_dirty {
             image.header.autoclear_features = 0;
+            image.unsynced = true;
         }
         Ok(image)
     }
@@ -271,6 +275,7 @@ impl Qcow2Image {
             }),
             header_dirty: true,
             file_len: 0,
+            unsynced: true,
         };
 
         image.set_refcount(0, 1)?;
@@ -286,7 +291,9 @@ impl Qcow2Image {
         first.extend_from_slice(&cluster0.rest);
         image.write_host(0, &first)?;
         image.write_metadata(false)?;
-        image.file.sync_all().map_err(|error| Qcow2Error::io(path, None, error))
+        image.file.sync_all().map_err(|error| Qcow2Error::io(path, None, error))?;
+        image.unsynced = false;
+        Ok(())
     }
 
     /// Reads `buf.len()` bytes at host `offset`; bytes past the end of the
@@ -298,6 +305,7 @@ impl Qcow2Image {
     pub(super) fn write_host(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         self.file.write_all_at(buf, offset).map_err(|error| Qcow2Error::io(&self.path, Some(offset), error))?;
         self.file_len = self.file_len.max(offset + buf.len() as u64);
+        self.unsynced = true;
         Ok(())
     }
 
@@ -379,7 +387,17 @@ impl Qcow2Image {
         let table = self.l2_cache.get_mut(l2_offset).expect("loaded above");
         table.value[l2_index] = entry.encode();
         table.dirty = true;
+        self.unsynced = true;
         Ok(())
+    }
+}
+
+impl Drop for Qcow2Image {
+    /// Writes dirty metadata of a writable image that was never closed, so
+    /// completed writes are not lost. Errors are dropped here; call
+    /// `close()` (or `flush()`) to see them.
+    fn drop(&mut self) {
+        let _ = self.write_metadata(true);
     }
 }
 
