@@ -28,11 +28,13 @@ fn seed() -> u64 {
 fn build(dir: &TempDir) -> (PathBuf, PathBuf) {
     let base = dir.join("base.qcow2");
     let top = dir.join("top.qcow2");
-    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), cluster_size: 512, backing: None }).unwrap();
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), cluster_size: 512, backing: None })
+        .unwrap();
     let mut chain = Chain::open(&base, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
     chain.write(0, &vec![0x11; 200_000]).unwrap();
     chain.close().unwrap();
-    let options = CreateOptions { backing: Some((base.clone(), Format::Qcow2)), cluster_size: 512, ..CreateOptions::default() };
+    let options =
+        CreateOptions { backing: Some((base.clone(), Format::Qcow2)), cluster_size: 512, ..CreateOptions::default() };
     Qcow2Image::create(&top, &options).unwrap();
     let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
     chain.write(100_000, &vec![0x22; 50_000]).unwrap();

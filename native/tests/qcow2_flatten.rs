@@ -6,7 +6,9 @@ mod qcow2_support;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use layerdisk_native::qcow2::{flatten_to_qcow2, flatten_to_raw, Chain, CreateOptions, FlattenOptions, Format, OpenOptions, Qcow2Image};
+use layerdisk_native::qcow2::{
+    flatten_to_qcow2, flatten_to_raw, Chain, CreateOptions, FlattenOptions, Format, OpenOptions, Qcow2Image,
+};
 use qcow2_support::*;
 
 const SIZE: u64 = 32 << 20;
@@ -104,12 +106,14 @@ fn flatten_with_larger_clusters_keeps_partly_zeroed_base_data() {
     let dir = TempDir::new("flatten-mixed");
     let base = dir.join("base.qcow2");
     let top = dir.join("top.qcow2");
-    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), cluster_size: 4096, backing: None }).unwrap();
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), cluster_size: 4096, backing: None })
+        .unwrap();
     let mut chain = Chain::open(&base, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
     chain.write(0, &vec![0xabu8; 1 << 20]).unwrap();
     chain.close().unwrap();
 
-    let options = CreateOptions { backing: Some((base.clone(), Format::Qcow2)), cluster_size: 4096, ..CreateOptions::default() };
+    let options =
+        CreateOptions { backing: Some((base.clone(), Format::Qcow2)), cluster_size: 4096, ..CreateOptions::default() };
     Qcow2Image::create(&top, &options).unwrap();
     let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
     // One 4 KiB zero cluster inside what becomes a single 64 KiB cluster.

@@ -35,7 +35,8 @@ fn refcount_table_grows_and_stays_consistent() {
     let path = dir.join("a.qcow2");
     // 512-byte clusters: one refcount table cluster covers 64 blocks of 256
     // clusters each, 8 MiB of file, so 20 MiB of data forces growth.
-    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(32 << 20), cluster_size: 512, backing: None }).unwrap();
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(32 << 20), cluster_size: 512, backing: None })
+        .unwrap();
     let before = (header_u64(&path, REFCOUNT_TABLE_OFFSET), header_u32(&path, REFCOUNT_TABLE_CLUSTERS));
 
     let mut chain = Chain::open(&path, &writable()).unwrap();
@@ -66,7 +67,8 @@ fn zero_only_session_is_persisted() {
     let mut chain = Chain::open(&base, &writable()).unwrap();
     chain.write(0, &vec![0xee; 1 << 20]).unwrap();
     chain.close().unwrap();
-    Qcow2Image::create(&top, &CreateOptions { backing: Some((base, Format::Qcow2)), ..CreateOptions::default() }).unwrap();
+    Qcow2Image::create(&top, &CreateOptions { backing: Some((base, Format::Qcow2)), ..CreateOptions::default() })
+        .unwrap();
 
     let mut chain = Chain::open(&top, &writable()).unwrap();
     chain.write_zeroes(0, 1 << 20).unwrap();
@@ -82,7 +84,8 @@ fn zero_only_session_is_persisted() {
 fn dropped_chain_keeps_completed_writes() {
     let dir = TempDir::new("drop");
     let path = dir.join("a.qcow2");
-    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(4 << 20), cluster_size: 4096, backing: None }).unwrap();
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(4 << 20), cluster_size: 4096, backing: None })
+        .unwrap();
     let mut chain = Chain::open(&path, &writable()).unwrap();
     chain.write(12345, &[0x42; 10_000]).unwrap();
     drop(chain);

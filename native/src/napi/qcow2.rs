@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::{CallContext, Export, Reply, Value};
-use crate::qcow2::{self, AllowedDir, Chain, CreateOptions, FlattenOptions, Format, LayerInfo, OpenOptions, Qcow2Image};
+use crate::qcow2::{
+    self, AllowedDir, Chain, CreateOptions, FlattenOptions, Format, LayerInfo, OpenOptions, Qcow2Image,
+};
 use crate::report::ErrorReport;
 
 pub const EXPORTS: &[(&str, Export)] = &[
@@ -29,21 +31,35 @@ type ChainHandle = Arc<Mutex<Option<Chain>>>;
 const MAX_READ_BYTES: u64 = 1 << 30;
 
 fn optional_u64(context: &CallContext, index: usize) -> Result<Option<u64>, ErrorReport> {
-    if context.is_absent(index) { Ok(None) } else { context.u64(index).map(Some) }
+    if context.is_absent(index) {
+        Ok(None)
+    } else {
+        context.u64(index).map(Some)
+    }
 }
 
 fn optional_string(context: &CallContext, index: usize) -> Result<Option<String>, ErrorReport> {
-    if context.is_absent(index) { Ok(None) } else { context.string(index).map(Some) }
+    if context.is_absent(index) {
+        Ok(None)
+    } else {
+        context.string(index).map(Some)
+    }
 }
 
 fn parse_format(name: &str) -> Result<Format, ErrorReport> {
     Format::parse(name).ok_or_else(|| {
-        ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", format!("format {name:?} is invalid: expected \"qcow2\" or \"raw\""))
+        ErrorReport::new(
+            "ERR_QCOW2_INVALID_ARGUMENT",
+            format!("format {name:?} is invalid: expected \"qcow2\" or \"raw\""),
+        )
     })
 }
 
 /// Runs `work` on the open chain behind `handle`.
-fn with_chain<T>(handle: &ChainHandle, work: impl FnOnce(&mut Chain) -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
+fn with_chain<T>(
+    handle: &ChainHandle,
+    work: impl FnOnce(&mut Chain) -> Result<T, ErrorReport>,
+) -> Result<T, ErrorReport> {
     let mut guard = handle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let chain = guard.as_mut().ok_or_else(|| ErrorReport::new("ERR_QCOW2_CLOSED", "the qcow2 chain is closed"))?;
     work(chain)
@@ -187,7 +203,9 @@ fn flatten(context: &CallContext) -> Result<Reply, ErrorReport> {
     }
     Ok(Reply::Task(Box::new(move || {
         with_chain(&handle, |chain| match format {
-            Format::Qcow2 => Ok(qcow2::flatten_to_qcow2(chain, &destination, &FlattenOptions { layers, cluster_size })?),
+            Format::Qcow2 => {
+                Ok(qcow2::flatten_to_qcow2(chain, &destination, &FlattenOptions { layers, cluster_size })?)
+            }
             Format::Raw => Ok(qcow2::flatten_to_raw(chain, &destination)?),
         })?;
         Ok(Value::Undefined)

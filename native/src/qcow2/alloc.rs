@@ -72,7 +72,12 @@ impl Qcow2Image {
     pub(super) fn set_refcount(&mut self, offset: u64, value: u64) -> Result<()> {
         let order = self.header.refcount_order;
         if value > refcount::max_refcount(order) {
-            return Err(Qcow2Error::unsupported(&self.path, offset, "refcount above the refcount_order maximum", value));
+            return Err(Qcow2Error::unsupported(
+                &self.path,
+                offset,
+                "refcount above the refcount_order maximum",
+                value,
+            ));
         }
         let (block_index, entry_index) = self.refcount_indexes(offset);
         if block_index >= self.refcounts_mut()?.table.len() {
@@ -295,7 +300,7 @@ impl Qcow2Image {
         Ok(())
     }
 
-    /// Writes the header fields this engine knows (the first 72 or 104
+    /// Writes the header fields this engine decodes (the first 72 or 104
     /// bytes), preserving additional fields and extensions after them.
     fn write_header(&mut self) -> Result<()> {
         let bytes = self.header.encode();

@@ -23,7 +23,7 @@ pub struct FlattenOptions {
 
 /// Copies the top `options.layers` layers of `chain` into a new qcow2 image
 /// at `destination`. Ranges that read as zeros through the whole chain stay
-/// unallocated; ranges zeroed in the merged layers over a kept base get the
+/// unallocated. Over a kept base, ranges zeroed in the merged layers get the
 /// zero flag, so the base stays masked.
 pub fn flatten_to_qcow2(chain: &mut Chain, destination: &Path, options: &FlattenOptions) -> Result<()> {
     let total = chain.layers.len();
