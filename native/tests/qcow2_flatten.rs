@@ -102,7 +102,7 @@ fn flatten_rejects_bad_layer_counts() {
 }
 
 #[test]
-fn flatten_with_larger_clusters_keeps_partly_zeroed_base_data() {
+fn flatten_mixed_zero_keeps_base() {
     let dir = TempDir::new("flatten-mixed");
     let base = dir.join("base.qcow2");
     let top = dir.join("top.qcow2");

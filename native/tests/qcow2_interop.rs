@@ -80,7 +80,7 @@ fn qemu_chain_with_v2_base_reads_identically() {
 }
 
 #[test]
-fn qemu_v3_chain_with_zero_and_discard_reads_identically() {
+fn qemu_v3_zero_discard_chain_reads() {
     let dir = TempDir::new("qemu-v3");
     let base = dir.join("base.raw");
     let mid = dir.join("mid.qcow2");
