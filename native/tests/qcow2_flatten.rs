@@ -126,3 +126,29 @@ fn flatten_mixed_zero_keeps_base() {
     assert_check_clean(&output);
     assert_compare_identical(&output, "qcow2", &top, "qcow2");
 }
+
+#[test]
+fn import_raw_reads_back_and_stays_sparse() {
+    let dir = TempDir::new("import");
+    let raw = dir.join("input.raw");
+    let mut contents = vec![0u8; 3 << 20];
+    Rng::new(9).fill(&mut contents[100_000..1_200_000]);
+    contents[2_500_000] = 1;
+    std::fs::write(&raw, &contents).unwrap();
+
+    let path = dir.join("imported.qcow2");
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(4 << 20), cluster_size: 4096, backing: None })
+        .unwrap();
+    let mut chain = Chain::open(&path, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+    layerdisk_native::qcow2::import_raw(&mut chain, &raw).unwrap();
+    chain.close().unwrap();
+
+    assert_check_clean(&path);
+    let expected = dir.join("expected.raw");
+    contents.resize(4 << 20, 0);
+    std::fs::write(&expected, &contents).unwrap();
+    assert_compare_identical(&path, "qcow2", &expected, "raw");
+    // About 1.1 MiB of data plus one cluster, not the 3 MiB input.
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < (3 << 19), "image is {size} bytes");
+}

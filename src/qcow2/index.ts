@@ -93,6 +93,7 @@ interface Qcow2Binding {
     layers: number | null,
     clusterSize: number | null,
   ): Promise<void>;
+  qcow2ImportRaw(handle: NativeHandle, source: string): Promise<void>;
 }
 
 function binding(): Qcow2Binding {
@@ -180,6 +181,15 @@ export class Qcow2Chain {
   /** Returns one entry per file, top first. */
   async info(): Promise<ImageInfo[]> {
     return callNative(() => binding().qcow2Info(this.#handle));
+  }
+
+  /**
+   * Copies the raw file at `source` into the chain from offset 0, like
+   * `qemu-img convert -f raw`. All-zero clusters become zero writes, so the
+   * image stays sparse. The file must not be larger than the disk.
+   */
+  async importRaw(source: string): Promise<void> {
+    await callNative(() => binding().qcow2ImportRaw(this.#handle, source));
   }
 
   /** Copies the chain, or its top `layers` layers, into `destination`. */

@@ -23,6 +23,7 @@ pub const EXPORTS: &[(&str, Export)] = &[
     ("qcow2Close", close),
     ("qcow2Info", info),
     ("qcow2Flatten", flatten),
+    ("qcow2ImportRaw", import_raw),
 ];
 
 type ChainHandle = Arc<Mutex<Option<Chain>>>;
@@ -208,6 +209,16 @@ fn flatten(context: &CallContext) -> Result<Reply, ErrorReport> {
             }
             Format::Raw => Ok(qcow2::flatten_to_raw(chain, &destination)?),
         })?;
+        Ok(Value::Undefined)
+    })))
+}
+
+/// `qcow2ImportRaw(handle, source)` copies a raw file into the chain from offset 0.
+fn import_raw(context: &CallContext) -> Result<Reply, ErrorReport> {
+    let handle = context.handle::<Option<Chain>>(0)?;
+    let source = PathBuf::from(context.string(1)?);
+    Ok(Reply::Task(Box::new(move || {
+        with_chain(&handle, |chain| Ok(qcow2::import_raw(chain, &source)?))?;
         Ok(Value::Undefined)
     })))
 }
