@@ -24,6 +24,7 @@ pub const EXPORTS: &[(&str, Export)] = &[
     ("qcow2Info", info),
     ("qcow2Flatten", flatten),
     ("qcow2ImportRaw", import_raw),
+    ("qcow2BenchReads", bench_reads),
 ];
 
 type ChainHandle = Arc<Mutex<Option<Chain>>>;
@@ -220,5 +221,34 @@ fn import_raw(context: &CallContext) -> Result<Reply, ErrorReport> {
     Ok(Reply::Task(Box::new(move || {
         with_chain(&handle, |chain| Ok(qcow2::import_raw(chain, &source)?))?;
         Ok(Value::Undefined)
+    })))
+}
+
+/// `qcow2BenchReads(handle, count, size, step)` reads `count` blocks of
+/// `size` bytes at offsets 0, step, 2 × step, … modulo the virtual size,
+/// the pattern of `qemu-img bench -d 1`, and resolves to the seconds taken.
+/// It exists for the benchmark, which compares the engine without the
+/// per-call cost of Node-API.
+fn bench_reads(context: &CallContext) -> Result<Reply, ErrorReport> {
+    let handle = context.handle::<Option<Chain>>(0)?;
+    let count = context.u64(1)?;
+    let size = context.u64(2)?;
+    let step = context.u64(3)?;
+    Ok(Reply::Task(Box::new(move || {
+        let seconds = with_chain(&handle, |chain| {
+            let disk = chain.virtual_size();
+            if size == 0 || size > disk.min(MAX_READ_BYTES) {
+                return Err(ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", format!("block size {size} is invalid")));
+            }
+            let mut buffer = vec![0u8; size as usize];
+            let start = std::time::Instant::now();
+            let mut offset = 0u64;
+            for _ in 0..count {
+                chain.read(offset.min(disk - size), &mut buffer)?;
+                offset = (offset + step) % disk;
+            }
+            Ok(start.elapsed().as_secs_f64())
+        })?;
+        Ok(Value::Number(seconds))
     })))
 }
