@@ -6,7 +6,9 @@ mod qcow2_support;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use layerdisk_native::qcow2::{flatten_to_qcow2, flatten_to_raw, Chain, CreateOptions, FlattenOptions, Format, OpenOptions, Qcow2Image};
+use layerdisk_native::qcow2::{
+    flatten_to_qcow2, flatten_to_raw, Chain, CreateOptions, FlattenOptions, Format, OpenOptions, Qcow2Image,
+};
 use qcow2_support::*;
 
 const SIZE: u64 = 32 << 20;
@@ -100,16 +102,18 @@ fn flatten_rejects_bad_layer_counts() {
 }
 
 #[test]
-fn flatten_with_larger_clusters_keeps_partly_zeroed_base_data() {
+fn flatten_mixed_zero_keeps_base() {
     let dir = TempDir::new("flatten-mixed");
     let base = dir.join("base.qcow2");
     let top = dir.join("top.qcow2");
-    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), cluster_size: 4096, backing: None }).unwrap();
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), cluster_size: 4096, backing: None })
+        .unwrap();
     let mut chain = Chain::open(&base, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
     chain.write(0, &vec![0xabu8; 1 << 20]).unwrap();
     chain.close().unwrap();
 
-    let options = CreateOptions { backing: Some((base.clone(), Format::Qcow2)), cluster_size: 4096, ..CreateOptions::default() };
+    let options =
+        CreateOptions { backing: Some((base.clone(), Format::Qcow2)), cluster_size: 4096, ..CreateOptions::default() };
     Qcow2Image::create(&top, &options).unwrap();
     let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
     // One 4 KiB zero cluster inside what becomes a single 64 KiB cluster.
@@ -121,4 +125,30 @@ fn flatten_with_larger_clusters_keeps_partly_zeroed_base_data() {
     flatten_to_qcow2(&mut chain, &output, &FlattenOptions { layers: Some(1), cluster_size: Some(65536) }).unwrap();
     assert_check_clean(&output);
     assert_compare_identical(&output, "qcow2", &top, "qcow2");
+}
+
+#[test]
+fn import_raw_reads_back_and_stays_sparse() {
+    let dir = TempDir::new("import");
+    let raw = dir.join("input.raw");
+    let mut contents = vec![0u8; 3 << 20];
+    Rng::new(9).fill(&mut contents[100_000..1_200_000]);
+    contents[2_500_000] = 1;
+    std::fs::write(&raw, &contents).unwrap();
+
+    let path = dir.join("imported.qcow2");
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(4 << 20), cluster_size: 4096, backing: None })
+        .unwrap();
+    let mut chain = Chain::open(&path, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+    layerdisk_native::qcow2::import_raw(&mut chain, &raw).unwrap();
+    chain.close().unwrap();
+
+    assert_check_clean(&path);
+    let expected = dir.join("expected.raw");
+    contents.resize(4 << 20, 0);
+    std::fs::write(&expected, &contents).unwrap();
+    assert_compare_identical(&path, "qcow2", &expected, "raw");
+    // About 1.1 MiB of data plus one cluster, not the 3 MiB input.
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < (3 << 19), "image is {size} bytes");
 }

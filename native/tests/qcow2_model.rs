@@ -103,7 +103,9 @@ fn run_model(seed: u64, config: &Config) {
             let (offset, length) = random_range(&mut rng, config);
             let range = offset as usize..(offset + length) as usize;
             if rng.below(4) == 0 {
-                chain.write_zeroes(offset, length).unwrap_or_else(|e| panic!("seed {seed} layer {layer} op {operation}: {e}"));
+                chain
+                    .write_zeroes(offset, length)
+                    .unwrap_or_else(|e| panic!("seed {seed} layer {layer} op {operation}: {e}"));
                 model[range].fill(0);
             } else {
                 let mut data = vec![0u8; length as usize];
@@ -147,13 +149,8 @@ fn model_small_clusters_deep_chain() {
 #[test]
 fn model_twelve_layers_4k_clusters() {
     let seed = seed().wrapping_add(2);
-    let config = Config {
-        virtual_size: 16 << 20,
-        cluster_size: 4096,
-        layers: 12,
-        operations_per_layer: 250,
-        raw_base: false,
-    };
+    let config =
+        Config { virtual_size: 16 << 20, cluster_size: 4096, layers: 12, operations_per_layer: 250, raw_base: false };
     run_model(seed, &config);
 }
 

@@ -34,7 +34,11 @@ fn image(dir: &TempDir, name: &str, backing: Option<(PathBuf, Format)>) -> PathB
     let path = dir.join(name);
     let options = CreateOptions { virtual_size: Some(4 << 20), backing, ..CreateOptions::default() };
     Qcow2Image::create(&path, &options).unwrap();
-    let mut chain = Chain::open(&path, &OpenOptions { writable: true, allowed_dir: AllowedDir::Anywhere, ..OpenOptions::default() }).unwrap();
+    let mut chain = Chain::open(
+        &path,
+        &OpenOptions { writable: true, allowed_dir: AllowedDir::Anywhere, ..OpenOptions::default() },
+    )
+    .unwrap();
     chain.write(0, &[1; 4096]).unwrap();
     chain.close().unwrap();
     path
@@ -247,7 +251,8 @@ fn backing_outside_allowed_dir_is_rejected() {
     let name_offset = read_u64(&top, BACKING_FILE_OFFSET);
     assert_error(&error, "ERR_QCOW2_BACKING_REJECTED", &top, name_offset);
 
-    assert!(Chain::open(&top, &OpenOptions { allowed_dir: AllowedDir::Dir(dir.0.clone()), ..OpenOptions::default() }).is_ok());
+    assert!(Chain::open(&top, &OpenOptions { allowed_dir: AllowedDir::Dir(dir.0.clone()), ..OpenOptions::default() })
+        .is_ok());
     assert!(Chain::open(&top, &OpenOptions { allowed_dir: AllowedDir::Anywhere, ..OpenOptions::default() }).is_ok());
 }
 

@@ -93,6 +93,8 @@ interface Qcow2Binding {
     layers: number | null,
     clusterSize: number | null,
   ): Promise<void>;
+  qcow2ImportRaw(handle: NativeHandle, source: string): Promise<void>;
+  qcow2BenchReads(handle: NativeHandle, count: number, size: number, step: number): Promise<number>;
 }
 
 function binding(): Qcow2Binding {
@@ -117,9 +119,16 @@ export async function createImage(path: string, options: CreateImageOptions = {}
   );
 }
 
+/** Reads the private handle of a chain; set by the class's static block. */
+let handleOf: (chain: Qcow2Chain) => NativeHandle;
+
 /** An open backing chain. Call `close()` to flush it; only the top image is written. */
 export class Qcow2Chain {
   readonly #handle: NativeHandle;
+
+  static {
+    handleOf = (chain) => chain.#handle;
+  }
 
   private constructor(handle: NativeHandle) {
     this.#handle = handle;
@@ -182,6 +191,15 @@ export class Qcow2Chain {
     return callNative(() => binding().qcow2Info(this.#handle));
   }
 
+  /**
+   * Copies the raw file at `source` into the chain from offset 0, like
+   * `qemu-img convert -f raw`. All-zero clusters become zero writes, so the
+   * image stays sparse. The file must not be larger than the disk.
+   */
+  async importRaw(source: string): Promise<void> {
+    await callNative(() => binding().qcow2ImportRaw(this.#handle, source));
+  }
+
   /** Copies the chain, or its top `layers` layers, into `destination`. */
   async flatten(destination: string, options: FlattenOptions = {}): Promise<void> {
     await callNative(() =>
@@ -204,4 +222,14 @@ export async function imageInfo(path: string, options: Omit<OpenChainOptions, "w
   } finally {
     await chain.close();
   }
+}
+
+/**
+ * Reads `count` blocks of `size` bytes at offsets 0, step, 2 × step, …
+ * (modulo the disk size) in one native call, the pattern of
+ * `qemu-img bench -d 1`, and returns the seconds taken. For the benchmark
+ * only, so it is not exported from the package.
+ */
+export async function benchmarkReads(chain: Qcow2Chain, count: number, size: number, step: number): Promise<number> {
+  return callNative(() => binding().qcow2BenchReads(handleOf(chain), count, size, step));
 }

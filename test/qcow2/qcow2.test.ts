@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync, closeSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -86,6 +86,20 @@ describe("qcow2 chain API", () => {
     expect(raw.size).toBe(16 * MiB);
     expect(raw.blocks * 512).toBeLessThan(4 * MiB);
     expect(readFileSync(join(dir, "flat.raw")).subarray(100, 5100)).toEqual(pattern(5000, 2));
+  });
+
+  it("imports a raw file", async () => {
+    const raw = join(dir, "import.raw");
+    const contents = Buffer.alloc(2 * MiB);
+    pattern(300_000, 9).copy(contents, 500_000);
+    writeFileSync(raw, contents);
+    const path = join(dir, "imported.qcow2");
+    await createImage(path, { virtualSize: 2 * MiB });
+    const chain = await Qcow2Chain.open(path, { writable: true });
+    await chain.importRaw(raw);
+    expect(await chain.read(0, 2 * MiB)).toEqual(contents);
+    await chain.close();
+    execFileSync("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", path, raw]);
   });
 
   it("rejects writes to a read-only chain", async () => {

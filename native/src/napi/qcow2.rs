@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::{CallContext, Export, Reply, Value};
-use crate::qcow2::{self, AllowedDir, Chain, CreateOptions, FlattenOptions, Format, LayerInfo, OpenOptions, Qcow2Image};
+use crate::qcow2::{
+    self, AllowedDir, Chain, CreateOptions, FlattenOptions, Format, LayerInfo, OpenOptions, Qcow2Image,
+};
 use crate::report::ErrorReport;
 
 pub const EXPORTS: &[(&str, Export)] = &[
@@ -21,26 +23,45 @@ pub const EXPORTS: &[(&str, Export)] = &[
     ("qcow2Close", close),
     ("qcow2Info", info),
     ("qcow2Flatten", flatten),
+    ("qcow2ImportRaw", import_raw),
+    ("qcow2BenchReads", bench_reads),
 ];
 
 type ChainHandle = Arc<Mutex<Option<Chain>>>;
 
+/// Largest single read: 1 GiB, below Node's maximum Buffer length.
+const MAX_READ_BYTES: u64 = 1 << 30;
+
 fn optional_u64(context: &CallContext, index: usize) -> Result<Option<u64>, ErrorReport> {
-    if context.is_absent(index) { Ok(None) } else { context.u64(index).map(Some) }
+    if context.is_absent(index) {
+        Ok(None)
+    } else {
+        context.u64(index).map(Some)
+    }
 }
 
 fn optional_string(context: &CallContext, index: usize) -> Result<Option<String>, ErrorReport> {
-    if context.is_absent(index) { Ok(None) } else { context.string(index).map(Some) }
+    if context.is_absent(index) {
+        Ok(None)
+    } else {
+        context.string(index).map(Some)
+    }
 }
 
 fn parse_format(name: &str) -> Result<Format, ErrorReport> {
     Format::parse(name).ok_or_else(|| {
-        ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", format!("format {name:?} is invalid: expected \"qcow2\" or \"raw\""))
+        ErrorReport::new(
+            "ERR_QCOW2_INVALID_ARGUMENT",
+            format!("format {name:?} is invalid: expected \"qcow2\" or \"raw\""),
+        )
     })
 }
 
 /// Runs `work` on the open chain behind `handle`.
-fn with_chain<T>(handle: &ChainHandle, work: impl FnOnce(&mut Chain) -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
+fn with_chain<T>(
+    handle: &ChainHandle,
+    work: impl FnOnce(&mut Chain) -> Result<T, ErrorReport>,
+) -> Result<T, ErrorReport> {
     let mut guard = handle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let chain = guard.as_mut().ok_or_else(|| ErrorReport::new("ERR_QCOW2_CLOSED", "the qcow2 chain is closed"))?;
     work(chain)
@@ -89,8 +110,11 @@ fn read(context: &CallContext) -> Result<Reply, ErrorReport> {
     let length = context.u64(2)?;
     Ok(Reply::Task(Box::new(move || {
         with_chain(&handle, |chain| {
-            let length = usize::try_from(length).map_err(|_| ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", "length is too large"))?;
-            let mut buffer = vec![0u8; length];
+            if length > MAX_READ_BYTES {
+                let message = format!("read length {length} is over the {MAX_READ_BYTES}-byte maximum; read in pieces");
+                return Err(ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", message));
+            }
+            let mut buffer = vec![0u8; length as usize];
             chain.read(offset, &mut buffer)?;
             Ok(Value::Buffer(buffer))
         })
@@ -181,9 +205,50 @@ fn flatten(context: &CallContext) -> Result<Reply, ErrorReport> {
     }
     Ok(Reply::Task(Box::new(move || {
         with_chain(&handle, |chain| match format {
-            Format::Qcow2 => Ok(qcow2::flatten_to_qcow2(chain, &destination, &FlattenOptions { layers, cluster_size })?),
+            Format::Qcow2 => {
+                Ok(qcow2::flatten_to_qcow2(chain, &destination, &FlattenOptions { layers, cluster_size })?)
+            }
             Format::Raw => Ok(qcow2::flatten_to_raw(chain, &destination)?),
         })?;
         Ok(Value::Undefined)
+    })))
+}
+
+/// `qcow2ImportRaw(handle, source)` copies a raw file into the chain from offset 0.
+fn import_raw(context: &CallContext) -> Result<Reply, ErrorReport> {
+    let handle = context.handle::<Option<Chain>>(0)?;
+    let source = PathBuf::from(context.string(1)?);
+    Ok(Reply::Task(Box::new(move || {
+        with_chain(&handle, |chain| Ok(qcow2::import_raw(chain, &source)?))?;
+        Ok(Value::Undefined)
+    })))
+}
+
+/// `qcow2BenchReads(handle, count, size, step)` reads `count` blocks of
+/// `size` bytes at offsets 0, step, 2 × step, … modulo the virtual size,
+/// the pattern of `qemu-img bench -d 1`, and resolves to the seconds taken.
+/// It exists for the benchmark, which compares the engine without the
+/// per-call cost of Node-API.
+fn bench_reads(context: &CallContext) -> Result<Reply, ErrorReport> {
+    let handle = context.handle::<Option<Chain>>(0)?;
+    let count = context.u64(1)?;
+    let size = context.u64(2)?;
+    let step = context.u64(3)?;
+    Ok(Reply::Task(Box::new(move || {
+        let seconds = with_chain(&handle, |chain| {
+            let disk = chain.virtual_size();
+            if size == 0 || size > disk.min(MAX_READ_BYTES) {
+                return Err(ErrorReport::new("ERR_QCOW2_INVALID_ARGUMENT", format!("block size {size} is invalid")));
+            }
+            let mut buffer = vec![0u8; size as usize];
+            let start = std::time::Instant::now();
+            let mut offset = 0u64;
+            for _ in 0..count {
+                chain.read(offset.min(disk - size), &mut buffer)?;
+                offset = (offset + step) % disk;
+            }
+            Ok(start.elapsed().as_secs_f64())
+        })?;
+        Ok(Value::Number(seconds))
     })))
 }

@@ -72,7 +72,12 @@ impl Qcow2Image {
     pub(super) fn set_refcount(&mut self, offset: u64, value: u64) -> Result<()> {
         let order = self.header.refcount_order;
         if value > refcount::max_refcount(order) {
-            return Err(Qcow2Error::unsupported(&self.path, offset, "refcount above the refcount_order maximum", value));
+            return Err(Qcow2Error::unsupported(
+                &self.path,
+                offset,
+                "refcount above the refcount_order maximum",
+                value,
+            ));
         }
         let (block_index, entry_index) = self.refcount_indexes(offset);
         if block_index >= self.refcounts_mut()?.table.len() {
@@ -87,6 +92,7 @@ impl Qcow2Image {
         let block = self.refcounts_mut()?.blocks.get_mut(block_offset).expect("loaded above");
         refcount::set(&mut block.value, entry_index, order, value);
         block.dirty = true;
+        self.unsynced = true;
         Ok(())
     }
 
@@ -165,6 +171,29 @@ impl Qcow2Image {
         Ok(())
     }
 
+    /// Rejects a write of `length` bytes at host `offset` that would land on
+    /// the header cluster, the L1 table or the refcount table, which only
+    /// happens when a corrupt table points there. `field_offset` is where
+    /// the offending pointer is stored.
+    pub(super) fn check_overlap(&self, offset: u64, length: u64, field: &'static str, field_offset: u64) -> Result<()> {
+        let cluster_size = self.cluster_size();
+        let l1_bytes = (u64::from(self.header.l1_size) * 8).div_ceil(cluster_size) * cluster_size;
+        let refcount_bytes = u64::from(self.header.refcount_table_clusters) * cluster_size;
+        let protected = [
+            (0, cluster_size),
+            (self.header.l1_table_offset, l1_bytes),
+            (self.header.refcount_table_offset, refcount_bytes),
+        ];
+        let end = offset.saturating_add(length);
+        for (start, size) in protected {
+            if offset < start + size && start < end {
+                let expected = "a cluster outside the header, L1 table and refcount table";
+                return Err(Qcow2Error::corrupt(&self.path, field_offset, field, offset, expected));
+            }
+        }
+        Ok(())
+    }
+
     fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         self.file.write_all_at(bytes, offset).map_err(|error| Qcow2Error::io(&self.path, Some(offset), error))
     }
@@ -195,6 +224,9 @@ impl Qcow2Image {
     /// it (cache evictions), the order is kept only for the page cache.
     pub(super) fn write_metadata(&mut self, barrier: bool) -> Result<()> {
         let Some(refcounts) = self.refcounts.as_ref() else { return Ok(()) };
+        if !self.unsynced {
+            return Ok(());
+        }
         let next_free = refcounts.next_free;
         if self.file.metadata().map_err(|error| Qcow2Error::io(&self.path, None, error))?.len() < next_free {
             self.file.set_len(next_free).map_err(|error| Qcow2Error::io(&self.path, None, error))?;
@@ -217,7 +249,9 @@ impl Qcow2Image {
         self.barrier(barrier)?;
 
         self.release_pending()?;
-        self.barrier(barrier)
+        self.barrier(barrier)?;
+        self.unsynced = !barrier;
+        Ok(())
     }
 
     /// Writes dirty refcount blocks, then the table; returns whether the
@@ -229,6 +263,7 @@ impl Qcow2Image {
             let entry = refcounts.blocks.get_mut(offset).expect("listed as dirty");
             entry.dirty = false;
             let bytes = entry.value.clone();
+            self.check_overlap(offset, bytes.len() as u64, "refcount table entry", self.header.refcount_table_offset)?;
             self.write_at(offset, &bytes)?;
         }
 
@@ -249,6 +284,7 @@ impl Qcow2Image {
             let entry = self.l2_cache.get_mut(offset).expect("listed as dirty");
             entry.dirty = false;
             let bytes: Vec<u8> = entry.value.iter().flat_map(|raw| raw.to_be_bytes()).collect();
+            self.check_overlap(offset, bytes.len() as u64, "L1 entry", self.header.l1_table_offset)?;
             self.write_at(offset, &bytes)?;
         }
         Ok(())
@@ -264,7 +300,7 @@ impl Qcow2Image {
         Ok(())
     }
 
-    /// Writes the header fields this engine knows (the first 72 or 104
+    /// Writes the header fields this engine decodes (the first 72 or 104
     /// bytes), preserving additional fields and extensions after them.
     fn write_header(&mut self) -> Result<()> {
         let bytes = self.header.encode();
@@ -299,9 +335,13 @@ impl Qcow2Image {
         self.flush()
     }
 
-    /// Returns the host offset of the L2 table for the guest offset, if any.
-    pub(super) fn l2_table_offset(&self, guest_offset: u64) -> u64 {
-        let (l1_index, _) = self.table_indexes(guest_offset);
-        self.l1.get(l1_index).map_or(0, |raw| raw & OFFSET_MASK)
+    /// Returns the host offset of the L2 entry for the guest offset, or 0
+    /// when its L2 table is unallocated.
+    pub(super) fn l2_entry_offset(&self, guest_offset: u64) -> u64 {
+        let (l1_index, l2_index) = self.table_indexes(guest_offset);
+        match self.l1.get(l1_index).map_or(0, |raw| raw & OFFSET_MASK) {
+            0 => 0,
+            l2_offset => l2_offset + l2_index as u64 * 8,
+        }
     }
 }

@@ -33,7 +33,7 @@ impl Format {
     }
 }
 
-/// Where backing files may live.
+/// Directory policy for backing files.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AllowedDir {
     /// The directory of the top image, and everything below it.
@@ -48,12 +48,8 @@ pub enum AllowedDir {
 /// Rejects protocol prefixes and `json:` names. Like QEMU, a name has a
 /// protocol prefix when a `:` comes before the first `/`.
 pub fn check_name(name: &str, file: &Path, offset: u64) -> Result<()> {
-    let rejected = |reason| Qcow2Error::BackingRejected {
-        file: file.to_path_buf(),
-        offset,
-        name: name.to_string(),
-        reason,
-    };
+    let rejected =
+        |reason| Qcow2Error::BackingRejected { file: file.to_path_buf(), offset, name: name.to_string(), reason };
     if name.is_empty() {
         return Err(rejected(BackingRejection::Invalid));
     }

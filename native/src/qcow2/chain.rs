@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 pub struct OpenOptions {
     /// Open the top image for writing. Backing files are always read-only.
     pub writable: bool,
-    /// Where backing files may be. Defaults to the top image's directory.
+    /// Directory that backing files must resolve into. Defaults to the top image's directory.
     pub allowed_dir: AllowedDir,
     /// Maximum number of images in the chain, the top image included.
     pub max_depth: usize,
@@ -99,7 +99,8 @@ impl Chain {
         let mut seen = HashSet::from([identity(top)?]);
         let mut layers = vec![Layer::Qcow2(top_image)];
         while let Some(Layer::Qcow2(image)) = layers.last() {
-            let Some(next) = open_backing(image, layers.len(), options.max_depth, allowed.as_deref(), &mut seen)? else {
+            let Some(next) = open_backing(image, layers.len(), options.max_depth, allowed.as_deref(), &mut seen)?
+            else {
                 break;
             };
             layers.push(next);
@@ -253,7 +254,7 @@ impl Chain {
         Ok(consumed)
     }
 
-    /// Returns the guest offset of the cluster that holds `position` and the
+    /// Returns the guest offset of the cluster that contains `position` and the
     /// number of guest bytes in it (less than a cluster at the end of the disk).
     fn cluster_span(&self, position: u64) -> (u64, u64) {
         let cluster_size = self.cluster_size();
@@ -270,13 +271,24 @@ impl Chain {
         let entry = top.l2_entry(position)?;
         let host_offset = match entry {
             L2Entry::Data { host_offset, copied: true } => {
+                let entry_offset = top.l2_entry_offset(position);
+                top.check_overlap(host_offset, top.cluster_size(), "L2 entry", entry_offset)?;
                 return top.write_host(host_offset + in_cluster as u64, data);
             }
-            L2Entry::Zero { host_offset, copied: true } if host_offset != 0 => Some(host_offset),
+            L2Entry::Zero { host_offset, copied: true } if host_offset != 0 => {
+                let entry_offset = top.l2_entry_offset(position);
+                top.check_overlap(host_offset, top.cluster_size(), "L2 entry", entry_offset)?;
+                Some(host_offset)
+            }
             L2Entry::Zero { host_offset: 0, .. } | L2Entry::Unallocated => None,
             _ => {
-                let entry_offset = top.l2_table_offset(position);
-                return Err(Qcow2Error::unsupported(top.path(), entry_offset, "writing a cluster shared with a snapshot", position));
+                let entry_offset = top.l2_entry_offset(position);
+                return Err(Qcow2Error::unsupported(
+                    top.path(),
+                    entry_offset,
+                    "writing a cluster shared with a snapshot",
+                    position,
+                ));
             }
         };
         let from_below = entry == L2Entry::Unallocated && self.layers.len() > 1;
@@ -445,7 +457,11 @@ fn open_backing(
     backing::check_name(name, file, name_offset)?;
 
     let Some((format_name, format_offset)) = &image.extensions.backing_format else {
-        return Err(Qcow2Error::BackingFormatMissing { file: file.to_path_buf(), offset: name_offset, name: name.to_string() });
+        return Err(Qcow2Error::BackingFormatMissing {
+            file: file.to_path_buf(),
+            offset: name_offset,
+            name: name.to_string(),
+        });
     };
     let Some(format) = Format::parse(format_name) else {
         let feature = format!("backing file format {format_name:?} (only qcow2 and raw are read)");
@@ -460,7 +476,12 @@ fn open_backing(
     if let Some(allowed) = allowed {
         if !canonical.starts_with(allowed) {
             let reason = BackingRejection::OutsideAllowedDir { resolved: canonical, allowed: allowed.to_path_buf() };
-            return Err(Qcow2Error::BackingRejected { file: file.to_path_buf(), offset: name_offset, name: name.to_string(), reason });
+            return Err(Qcow2Error::BackingRejected {
+                file: file.to_path_buf(),
+                offset: name_offset,
+                name: name.to_string(),
+                reason,
+            });
         }
     }
     if !seen.insert(identity(&canonical)?) {

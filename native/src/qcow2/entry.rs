@@ -18,7 +18,7 @@ pub const L2_RESERVED_MASK: u64 = !(OFFSET_MASK | COPIED | COMPRESSED | ZERO);
 /// Bits 9-63 of a refcount table entry: the refcount block offset; 0-8 are reserved.
 pub const REFCOUNT_TABLE_OFFSET_MASK: u64 = !0x1ff;
 
-/// Why a raw entry failed to decode.
+/// Reason a raw entry failed to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryError {
     /// A reserved bit is set; carries the reserved mask that was checked.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::ErrorReport;
 
-/// Why a backing file name was rejected.
+/// Reason a backing file name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackingRejection {
     /// The name starts with a protocol prefix such as `nbd:` or `http:`.
@@ -23,7 +23,7 @@ pub enum BackingRejection {
 pub enum Qcow2Error {
     /// Reading or writing `file` failed at `offset`.
     Io { file: PathBuf, offset: Option<u64>, source: io::Error },
-    /// A field holds a value that the specification does not allow.
+    /// A field contains a value that the specification does not allow.
     Corrupt { file: PathBuf, offset: u64, field: &'static str, value: u64, expected: String },
     /// A valid image uses a feature this engine does not implement.
     Unsupported { file: PathBuf, offset: u64, feature: String, value: u64 },
@@ -65,7 +65,7 @@ impl Qcow2Error {
         Qcow2Error::InvalidArgument { message: message.into() }
     }
 
-    /// Returns the stable code that JavaScript sees as `error.code`.
+    /// Returns the stable code that JavaScript receives as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
             Qcow2Error::Io { .. } => "ERR_QCOW2_IO",
@@ -139,16 +139,12 @@ impl fmt::Display for Qcow2Error {
                 Some(offset) => write!(f, "I/O on {} at byte {offset} failed: {source}", file.display()),
                 None => write!(f, "I/O on {} failed: {source}", file.display()),
             },
-            Qcow2Error::Corrupt { file, offset, field, value, expected } => write!(
-                f,
-                "invalid {field} {value:#x} at byte {offset} of {}: expected {expected}",
-                file.display()
-            ),
-            Qcow2Error::Unsupported { file, offset, feature, value } => write!(
-                f,
-                "{feature} (value {value:#x} at byte {offset} of {}) is not supported",
-                file.display()
-            ),
+            Qcow2Error::Corrupt { file, offset, field, value, expected } => {
+                write!(f, "invalid {field} {value:#x} at byte {offset} of {}: expected {expected}", file.display())
+            }
+            Qcow2Error::Unsupported { file, offset, feature, value } => {
+                write!(f, "{feature} (value {value:#x} at byte {offset} of {}) is not supported", file.display())
+            }
             Qcow2Error::Dirty { file, .. } => write!(
                 f,
                 "{} has the dirty bit set, so its refcounts may be stale; repair it with `qemu-img check -r all`",
@@ -168,16 +164,12 @@ impl fmt::Display for Qcow2Error {
                  `qemu-img rebase -u -b {name} -F <format>` instead of letting a reader probe it",
                 file.display()
             ),
-            Qcow2Error::ChainTooDeep { file, max_depth, .. } => write!(
-                f,
-                "backing chain below {} is longer than the maximum of {max_depth} images",
-                file.display()
-            ),
-            Qcow2Error::BackingCycle { file, name, .. } => write!(
-                f,
-                "backing file {name:?} of {} is already in the chain above it (a cycle)",
-                file.display()
-            ),
+            Qcow2Error::ChainTooDeep { file, max_depth, .. } => {
+                write!(f, "backing chain below {} is longer than the maximum of {max_depth} images", file.display())
+            }
+            Qcow2Error::BackingCycle { file, name, .. } => {
+                write!(f, "backing file {name:?} of {} is already in the chain above it (a cycle)", file.display())
+            }
             Qcow2Error::InvalidArgument { message } => write!(f, "{message}"),
             Qcow2Error::ReadOnly { file } => {
                 write!(f, "{} was opened read-only; open it with writable: true to write", file.display())

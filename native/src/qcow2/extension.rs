@@ -46,7 +46,7 @@ pub struct Extensions {
     pub encryption: Option<u64>,
 }
 
-/// The feature name table this engine writes: every bit the spec defines.
+/// Returns the feature name table this engine writes: every bit the spec defines.
 pub fn known_feature_names() -> Vec<FeatureName> {
     let entry = |kind, bit, name: &str| FeatureName { kind, bit, name: name.to_string() };
     vec![

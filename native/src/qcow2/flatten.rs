@@ -4,6 +4,7 @@
 use std::fs::OpenOptions as FileOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::mpsc;
 
 use super::backing::AllowedDir;
 use super::chain::{Chain, OpenOptions, Status};
@@ -23,7 +24,7 @@ pub struct FlattenOptions {
 
 /// Copies the top `options.layers` layers of `chain` into a new qcow2 image
 /// at `destination`. Ranges that read as zeros through the whole chain stay
-/// unallocated; ranges zeroed in the merged layers over a kept base get the
+/// unallocated. Over a kept base, ranges zeroed in the merged layers get the
 /// zero flag, so the base stays masked.
 pub fn flatten_to_qcow2(chain: &mut Chain, destination: &Path, options: &FlattenOptions) -> Result<()> {
     let total = chain.layers.len();
@@ -95,4 +96,86 @@ pub fn flatten_to_raw(chain: &mut Chain, destination: &Path) -> Result<()> {
         offset += length;
     }
     file.sync_all().map_err(io_error)
+}
+
+/// Bytes copied per step by [`import_raw`].
+const IMPORT_CHUNK_BYTES: usize = 4 << 20;
+
+/// Copies the raw file at `source` into `chain` from guest offset 0, like
+/// `qemu-img convert -f raw`. Clusters that are all zeros become zero
+/// writes, so they stay unallocated without a backing file and mask it with one.
+/// The source may be shorter than the disk; it may not be longer.
+pub fn import_raw(chain: &mut Chain, source: &Path) -> Result<()> {
+    let file = std::fs::File::open(source).map_err(|error| Qcow2Error::io(source, None, error))?;
+    let length = file.metadata().map_err(|error| Qcow2Error::io(source, None, error))?.len();
+    if length > chain.virtual_size() {
+        let message =
+            format!("{} is {length} bytes, larger than the {}-byte disk", source.display(), chain.virtual_size());
+        return Err(Qcow2Error::invalid(message));
+    }
+
+    // A reader thread fills the next chunk while this one is written.
+    let (full_sender, full_receiver) = mpsc::sync_channel::<Result<(u64, Vec<u8>)>>(1);
+    let (empty_sender, empty_receiver) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..2 {
+        empty_sender.send(vec![0u8; IMPORT_CHUNK_BYTES]).expect("the receiver is alive");
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_chunks(&file, source, length, &empty_receiver, &full_sender));
+        for message in &full_receiver {
+            let (offset, chunk) = message?;
+            write_skipping_zeros(chain, offset, &chunk)?;
+            // The reader may already have finished; then the buffer is dropped.
+            let _ = empty_sender.send(chunk);
+        }
+        Ok(())
+    })
+}
+
+/// Reads `length` bytes of `file` in chunks into buffers from `empty` and
+/// sends them to `full`, stopping at the first error or when the writer
+/// hangs up.
+fn read_chunks(
+    file: &std::fs::File,
+    source: &Path,
+    length: u64,
+    empty: &mpsc::Receiver<Vec<u8>>,
+    full: &mpsc::SyncSender<Result<(u64, Vec<u8>)>>,
+) {
+    let mut offset = 0u64;
+    while offset < length {
+        let Ok(mut buffer) = empty.recv() else { return };
+        buffer.resize((length - offset).min(IMPORT_CHUNK_BYTES as u64) as usize, 0);
+        let result =
+            file.read_exact_at(&mut buffer, offset).map_err(|error| Qcow2Error::io(source, Some(offset), error));
+        let failed = result.is_err();
+        if full.send(result.map(|()| (offset, buffer))).is_err() || failed {
+            return;
+        }
+        offset += IMPORT_CHUNK_BYTES as u64;
+    }
+}
+
+/// Writes `data` at `offset` (cluster-aligned), turning each run of
+/// all-zero clusters into a zero write and each run of other clusters into
+/// one data write.
+fn write_skipping_zeros(chain: &mut Chain, offset: u64, data: &[u8]) -> Result<()> {
+    let cluster_size = chain.cluster_size() as usize;
+    let is_zero = |piece: &[u8]| piece.iter().all(|&byte| byte == 0);
+    let mut start = 0;
+    while start < data.len() {
+        let zero = is_zero(&data[start..(start + cluster_size).min(data.len())]);
+        let mut end = (start + cluster_size).min(data.len());
+        while end < data.len() && is_zero(&data[end..(end + cluster_size).min(data.len())]) == zero {
+            end = (end + cluster_size).min(data.len());
+        }
+        let position = offset + start as u64;
+        if zero {
+            chain.write_zeroes(position, (end - start) as u64)?;
+        } else {
+            chain.write(position, &data[start..end])?;
+        }
+        start = end;
+    }
+    Ok(())
 }

@@ -74,6 +74,8 @@ pub struct Qcow2Image {
     pub(super) header_dirty: bool,
     /// Length of the file, including clusters allocated but not yet written.
     pub(super) file_len: u64,
+    /// Something was written since the last synced flush.
+    pub(super) unsynced: bool,
 }
 
 /// Turns an entry decoding error into a corruption error at `offset`.
@@ -181,9 +183,11 @@ impl Qcow2Image {
             refcounts,
             header_dirty,
             file_len,
+            unsynced: false,
         };
         if header_dirty {
             image.header.autoclear_features = 0;
+            image.unsynced = true;
         }
         Ok(image)
     }
@@ -191,9 +195,9 @@ impl Qcow2Image {
     /// Creates a version 3 image at `path`, replacing any file there.
     ///
     /// Layout: the header cluster, one refcount table cluster, the first
-    /// refcount block, then the L1 table; the allocator places them, so
+    /// refcount block, then the L1 table. The allocator places them, so
     /// their refcounts are set like any other cluster's. The file is synced
-    /// once at the end: no other file refers to it before this returns.
+    /// once at the end, because no other file refers to it before this returns.
     pub fn create(path: &Path, options: &CreateOptions) -> Result<()> {
         let cluster_size = options.cluster_size;
         check_cluster_size(cluster_size)?;
@@ -204,7 +208,9 @@ impl Qcow2Image {
         let virtual_size = match (options.virtual_size, &options.backing) {
             (Some(size), _) => size,
             (None, Some((backing_path, format))) => backing_size(backing_path, *format)?.div_ceil(512) * 512,
-            (None, None) => return Err(Qcow2Error::invalid("virtual_size is required for an image without a backing file")),
+            (None, None) => {
+                return Err(Qcow2Error::invalid("virtual_size is required for an image without a backing file"))
+            }
         };
         if virtual_size % 512 != 0 {
             return Err(Qcow2Error::invalid(format!("virtual size {virtual_size} is not a multiple of 512 bytes")));
@@ -239,11 +245,8 @@ impl Qcow2Image {
             refcount_order: DEFAULT_REFCOUNT_ORDER,
             header_length: V3_HEADER_LENGTH,
         };
-        let header = Header {
-            backing_file_offset: cluster0.backing_offset,
-            backing_file_size: cluster0.backing_size,
-            ..header
-        };
+        let header =
+            Header { backing_file_offset: cluster0.backing_offset, backing_file_size: cluster0.backing_size, ..header };
 
         let file = OpenOptions::new()
             .read(true)
@@ -271,6 +274,7 @@ impl Qcow2Image {
             }),
             header_dirty: true,
             file_len: 0,
+            unsynced: true,
         };
 
         image.set_refcount(0, 1)?;
@@ -286,7 +290,9 @@ impl Qcow2Image {
         first.extend_from_slice(&cluster0.rest);
         image.write_host(0, &first)?;
         image.write_metadata(false)?;
-        image.file.sync_all().map_err(|error| Qcow2Error::io(path, None, error))
+        image.file.sync_all().map_err(|error| Qcow2Error::io(path, None, error))?;
+        image.unsynced = false;
+        Ok(())
     }
 
     /// Reads `buf.len()` bytes at host `offset`; bytes past the end of the
@@ -298,6 +304,7 @@ impl Qcow2Image {
     pub(super) fn write_host(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         self.file.write_all_at(buf, offset).map_err(|error| Qcow2Error::io(&self.path, Some(offset), error))?;
         self.file_len = self.file_len.max(offset + buf.len() as u64);
+        self.unsynced = true;
         Ok(())
     }
 
@@ -379,7 +386,17 @@ impl Qcow2Image {
         let table = self.l2_cache.get_mut(l2_offset).expect("loaded above");
         table.value[l2_index] = entry.encode();
         table.dirty = true;
+        self.unsynced = true;
         Ok(())
+    }
+}
+
+impl Drop for Qcow2Image {
+    /// Writes dirty metadata of a writable image that was never closed, so
+    /// completed writes are not lost. Errors are dropped here; call
+    /// `close()` (or `flush()`) to see them.
+    fn drop(&mut self) {
+        let _ = self.write_metadata(true);
     }
 }
 
@@ -436,7 +453,9 @@ fn layout_first_cluster(cluster_size: u64, backing: Option<&(String, Format)>) -
         feature_names: extension::known_feature_names(),
         ..Extensions::default()
     };
-    let fits = |extensions: &Extensions| V3_HEADER_LENGTH as usize + extensions.encode().len() + name.len() <= cluster_size as usize;
+    let fits = |extensions: &Extensions| {
+        V3_HEADER_LENGTH as usize + extensions.encode().len() + name.len() <= cluster_size as usize
+    };
     if !fits(&extensions) {
         extensions.feature_names.clear();
     }
@@ -455,7 +474,11 @@ fn layout_first_cluster(cluster_size: u64, backing: Option<&(String, Format)>) -
 fn check_features(header: &Header, path: &Path) -> Result<()> {
     let at = INCOMPATIBLE_FEATURES_OFFSET as u64;
     let features = header.incompatible_features;
-    let known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_EXTERNAL_DATA_FILE | INCOMPAT_COMPRESSION_TYPE | INCOMPAT_EXTENDED_L2;
+    let known = INCOMPAT_DIRTY
+        | INCOMPAT_CORRUPT
+        | INCOMPAT_EXTERNAL_DATA_FILE
+        | INCOMPAT_COMPRESSION_TYPE
+        | INCOMPAT_EXTENDED_L2;
 
     if features & !known != 0 {
         return Err(Qcow2Error::unsupported(path, at, "unknown incompatible feature bits", features & !known));
@@ -484,10 +507,20 @@ fn check_features(header: &Header, path: &Path) -> Result<()> {
 
 fn check_extensions(extensions: &Extensions, path: &Path) -> Result<()> {
     if let Some(offset) = extensions.external_data_file {
-        return Err(Qcow2Error::unsupported(path, offset, "external data file name extension", extension::EXTERNAL_DATA_FILE.into()));
+        return Err(Qcow2Error::unsupported(
+            path,
+            offset,
+            "external data file name extension",
+            extension::EXTERNAL_DATA_FILE.into(),
+        ));
     }
     if let Some(offset) = extensions.encryption {
-        return Err(Qcow2Error::unsupported(path, offset, "full disk encryption header extension", extension::FULL_DISK_ENCRYPTION.into()));
+        return Err(Qcow2Error::unsupported(
+            path,
+            offset,
+            "full disk encryption header extension",
+            extension::FULL_DISK_ENCRYPTION.into(),
+        ));
     }
     Ok(())
 }
@@ -502,7 +535,12 @@ fn check_writable(header: &Header, path: &Path) -> Result<()> {
         ));
     }
     if header.nb_snapshots != 0 {
-        return Err(Qcow2Error::unsupported(path, NB_SNAPSHOTS_OFFSET as u64, "writing images with internal snapshots", header.nb_snapshots.into()));
+        return Err(Qcow2Error::unsupported(
+            path,
+            NB_SNAPSHOTS_OFFSET as u64,
+            "writing images with internal snapshots",
+            header.nb_snapshots.into(),
+        ));
     }
     Ok(())
 }
@@ -512,7 +550,7 @@ fn decode_backing_name(header: &Header, cluster: &[u8], file_len: u64, path: &Pa
         return Ok(None);
     }
     let start = header.backing_file_offset;
-    let end = start + u64::from(header.backing_file_size);
+    let end = start.saturating_add(u64::from(header.backing_file_size));
     if end > cluster.len() as u64 || end > file_len {
         return Err(Qcow2Error::corrupt(
             path,
@@ -542,16 +580,33 @@ fn check_tables(header: &Header, file_len: u64, path: &Path) -> Result<()> {
 
     let needed_l1 = header.size.div_ceil(cluster_size * (cluster_size / 8));
     if u64::from(header.l1_size) < needed_l1 {
-        return Err(Qcow2Error::corrupt(path, L1_SIZE_OFFSET as u64, "l1_size", header.l1_size.into(), format!("at least {needed_l1} for the virtual size")));
+        return Err(Qcow2Error::corrupt(
+            path,
+            L1_SIZE_OFFSET as u64,
+            "l1_size",
+            header.l1_size.into(),
+            format!("at least {needed_l1} for the virtual size"),
+        ));
     }
     if u64::from(header.l1_size) * 8 > MAX_L1_BYTES {
-        return Err(Qcow2Error::unsupported(path, L1_SIZE_OFFSET as u64, "L1 table over 32 MiB", header.l1_size.into()));
+        return Err(Qcow2Error::unsupported(
+            path,
+            L1_SIZE_OFFSET as u64,
+            "L1 table over 32 MiB",
+            header.l1_size.into(),
+        ));
     }
     let l1_offset = header.l1_table_offset;
     if !aligned(l1_offset) {
-        return Err(Qcow2Error::corrupt(path, L1_TABLE_OFFSET_OFFSET as u64, "l1_table_offset", l1_offset, expected_alignment));
+        return Err(Qcow2Error::corrupt(
+            path,
+            L1_TABLE_OFFSET_OFFSET as u64,
+            "l1_table_offset",
+            l1_offset,
+            expected_alignment,
+        ));
     }
-    if header.l1_size > 0 && l1_offset + u64::from(header.l1_size) * 8 > file_len {
+    if header.l1_size > 0 && l1_offset.saturating_add(u64::from(header.l1_size) * 8) > file_len {
         return Err(past_end(path, L1_TABLE_OFFSET_OFFSET as u64, "l1_table_offset", l1_offset, file_len));
     }
 
@@ -559,17 +614,41 @@ fn check_tables(header: &Header, file_len: u64, path: &Path) -> Result<()> {
     let refcount_offset = header.refcount_table_offset;
     if header.refcount_table_clusters == 0 || table_bytes > MAX_REFCOUNT_TABLE_BYTES {
         let clusters = header.refcount_table_clusters.into();
-        return Err(Qcow2Error::corrupt(path, REFCOUNT_TABLE_CLUSTERS_OFFSET as u64, "refcount_table_clusters", clusters, "between 1 and 8 MiB of clusters"));
+        return Err(Qcow2Error::corrupt(
+            path,
+            REFCOUNT_TABLE_CLUSTERS_OFFSET as u64,
+            "refcount_table_clusters",
+            clusters,
+            "between 1 and 8 MiB of clusters",
+        ));
     }
     if !aligned(refcount_offset) {
-        return Err(Qcow2Error::corrupt(path, REFCOUNT_TABLE_OFFSET_OFFSET as u64, "refcount_table_offset", refcount_offset, expected_alignment));
+        return Err(Qcow2Error::corrupt(
+            path,
+            REFCOUNT_TABLE_OFFSET_OFFSET as u64,
+            "refcount_table_offset",
+            refcount_offset,
+            expected_alignment,
+        ));
     }
-    if refcount_offset + table_bytes > file_len {
-        return Err(past_end(path, REFCOUNT_TABLE_OFFSET_OFFSET as u64, "refcount_table_offset", refcount_offset, file_len));
+    if refcount_offset.saturating_add(table_bytes) > file_len {
+        return Err(past_end(
+            path,
+            REFCOUNT_TABLE_OFFSET_OFFSET as u64,
+            "refcount_table_offset",
+            refcount_offset,
+            file_len,
+        ));
     }
 
     if header.nb_snapshots > 0 && !aligned(header.snapshots_offset) {
-        return Err(Qcow2Error::corrupt(path, SNAPSHOTS_OFFSET_OFFSET as u64, "snapshots_offset", header.snapshots_offset, expected_alignment));
+        return Err(Qcow2Error::corrupt(
+            path,
+            SNAPSHOTS_OFFSET_OFFSET as u64,
+            "snapshots_offset",
+            header.snapshots_offset,
+            expected_alignment,
+        ));
     }
     Ok(())
 }
@@ -587,7 +666,8 @@ fn read_l1(file: &File, header: &Header, file_len: u64, path: &Path) -> Result<V
     let cluster_size = header.cluster_size();
     for (index, &raw) in table.iter().enumerate() {
         let at = header.l1_table_offset + index as u64 * 8;
-        let entry = L1Entry::decode(raw, cluster_size).map_err(|error| entry_error(path, at, "L1 entry", raw, error))?;
+        let entry =
+            L1Entry::decode(raw, cluster_size).map_err(|error| entry_error(path, at, "L1 entry", raw, error))?;
         if entry.l2_offset != 0 && entry.l2_offset + cluster_size > file_len {
             return Err(past_end(path, at, "L1 entry", raw, file_len));
         }

@@ -27,6 +27,6 @@ mod refcount;
 pub use backing::{AllowedDir, Format};
 pub use chain::{Chain, Layer, OpenOptions, DEFAULT_MAX_DEPTH};
 pub use error::{BackingRejection, Qcow2Error, Result};
-pub use flatten::{flatten_to_qcow2, flatten_to_raw, FlattenOptions};
+pub use flatten::{flatten_to_qcow2, flatten_to_raw, import_raw, FlattenOptions};
 pub use image::{CreateOptions, Qcow2Image, DEFAULT_CLUSTER_SIZE};
 pub use info::LayerInfo;

@@ -12,7 +12,11 @@ pub fn entries_per_block(cluster_size: u64, refcount_order: u32) -> u64 {
 /// Largest refcount an entry can hold.
 pub fn max_refcount(refcount_order: u32) -> u64 {
     let bits = 1u32 << refcount_order;
-    if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 /// Reads entry `index` of the raw block `block`.

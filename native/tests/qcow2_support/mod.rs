@@ -98,10 +98,8 @@ pub fn assert_check_clean(image: &Path) {
 
 /// Asserts that `qemu-img compare` finds the two images identical.
 pub fn assert_compare_identical(first: &Path, first_format: &str, second: &Path, second_format: &str) {
-    let output = run(
-        "qemu-img",
-        &["compare", "-f", first_format, "-F", second_format, path_str(first), path_str(second)],
-    );
+    let output =
+        run("qemu-img", &["compare", "-f", first_format, "-F", second_format, path_str(first), path_str(second)]);
     assert!(
         output.status.success(),
         "qemu-img compare {} {}: {}\n{}{}",
