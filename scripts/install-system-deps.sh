@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   qemu-utils e2fsprogs fuse3
   qemu-system-x86 busybox-static
-  umoci skopeo debootstrap docker-registry
+  umoci skopeo debootstrap docker-registry apache2-utils openssl
   zstd attr acl libcap2-bin libarchive-tools
 )
 

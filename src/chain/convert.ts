@@ -32,13 +32,18 @@ function reviveError(serialized: SerializedError): LayerdiskError {
 }
 
 /**
- * Starts the worker script. From the TypeScript sources (tests, `tsx`) the
- * worker needs the tsx loader; from the built package it is plain JavaScript.
+ * Starts the worker script. From the built package it is plain JavaScript.
+ * From the TypeScript sources (tests, `tsx`) a small bootstrap registers the
+ * tsx loader inside the worker first, because Node 20 does not apply
+ * `--import` given in a worker's `execArgv`.
  */
 function startWorker(job: ConvertJob): Worker {
-  const fromSource = import.meta.url.endsWith(".ts");
-  const script = new URL(fromSource ? "./convert-worker.ts" : "./convert-worker.js", import.meta.url);
-  return new Worker(script, { workerData: job, execArgv: fromSource ? ["--import", "tsx"] : [] });
+  if (!import.meta.url.endsWith(".ts")) {
+    return new Worker(new URL("./convert-worker.js", import.meta.url), { workerData: job });
+  }
+  const script = new URL("./convert-worker.ts", import.meta.url).href;
+  const bootstrap = `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(script)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: job });
 }
 
 export function convertLayer(job: ConvertJob, options: ConvertOptions = {}): Promise<ConvertResult> {

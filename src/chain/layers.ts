@@ -3,7 +3,7 @@
  * does, otherwise convert it exactly once across all processes.
  */
 
-import { rm, stat } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 
 import type { ResolvedLayer } from "../image/types.js";
 import { publishFile, temporaryPathFor } from "../store/atomic.js";
@@ -65,6 +65,7 @@ async function convertAndPublish(
   file: string,
   options: EnsureLayerOptions,
 ): Promise<LayerRecord> {
+  await mkdir(store.layerFolder(parametersId), { recursive: true });
   const temporary = temporaryPathFor(file);
   try {
     await convertLayer(

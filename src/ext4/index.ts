@@ -149,6 +149,27 @@ export class Ext4Filesystem {
     return new Ext4Filesystem(handle);
   }
 
+  /**
+   * Formats ext4 over the whole virtual disk of the qcow2 file `top` and
+   * opens it. Every backing file must resolve inside `allowedDir`.
+   */
+  static formatLayer(top: string, allowedDir: string, options: Omit<Ext4FormatOptions, "size" | "timestamp">): Ext4Filesystem {
+    const seed = typeof options.seed === "string" ? Buffer.from(options.seed, "utf8") : pathBytes(options.seed);
+    const handle = callNativeSync(() =>
+      ext4Native().layerFormat(top, allowedDir, seed, options.bytesPerInode ?? 16384, options.clusterSize ?? 65536),
+    );
+    return new Ext4Filesystem(handle);
+  }
+
+  /**
+   * Opens the ext4 filesystem held by the qcow2 chain under `top`; changes
+   * are written into `top` alone. Every backing file must resolve inside `allowedDir`.
+   */
+  static openLayer(top: string, allowedDir: string, options: Ext4OpenOptions = {}): Ext4Filesystem {
+    const handle = callNativeSync(() => ext4Native().layerOpen(top, allowedDir, options.clusterSize ?? 65536));
+    return new Ext4Filesystem(handle);
+  }
+
   /** Writes every change to the image and flushes it. */
   commit(): void {
     callNativeSync(() => ext4Native().ext4Commit(this.handle));

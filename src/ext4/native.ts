@@ -30,6 +30,8 @@ export type Ext4FileType = "file" | "directory" | "symlink" | "char-device" | "b
 export interface Ext4Native {
   ext4Format(path: string, size: number | bigint, seed: Buffer, timestamp: number, bytesPerInode: number, clusterSize: number): void;
   ext4Open(path: string, clusterSize: number): NativeHandle;
+  layerFormat(top: string, allowedDir: string, seed: Buffer, bytesPerInode: number, clusterSize: number): NativeHandle;
+  layerOpen(top: string, allowedDir: string, clusterSize: number): NativeHandle;
   ext4Commit(fs: NativeHandle): void;
   ext4Close(fs: NativeHandle): void;
   ext4Mkdir(fs: NativeHandle, path: Buffer, attrs: Buffer): number;

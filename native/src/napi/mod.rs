@@ -8,6 +8,7 @@
 
 mod exports;
 mod ext4;
+mod layer;
 mod qcow2;
 mod sys;
 mod value;
@@ -272,7 +273,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     // Panics are reported to JavaScript as errors, so the default hook's
     // message on stderr would only duplicate them: the library never prints.
     std::panic::set_hook(Box::new(|_| {}));
-    for table in [exports::EXPORTS, qcow2::EXPORTS, ext4::EXPORTS] {
+    for table in [exports::EXPORTS, qcow2::EXPORTS, ext4::EXPORTS, layer::EXPORTS] {
         for (name, export) in table {
             define(env, exports, name, *export);
         }
