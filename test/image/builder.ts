@@ -20,6 +20,8 @@ export interface TarMember {
   gid?: number;
   mtime?: Date;
   pax?: Record<string, string>;
+  devmajor?: number;
+  devminor?: number;
 }
 
 /** Packs members into a tar with tar-stream. */
@@ -42,6 +44,8 @@ export async function makeTar(members: TarMember[]): Promise<Buffer> {
       mtime: member.mtime ?? new Date(1_700_000_000_000),
       ...(member.linkname === undefined ? {} : { linkname: member.linkname }),
       ...(member.pax === undefined ? {} : { pax: member.pax }),
+      devmajor: member.devmajor ?? 0,
+      devminor: member.devminor ?? 0,
     };
     const isFile = member.type === undefined || member.type === "file";
     if (isFile) pack.entry(header as never, content);
