@@ -204,8 +204,8 @@ function checkChecksum(header: Buffer, file: string, position: number): void {
   if (sum !== parseNumber(header, 148, 8, file, position)) throw invalidArchive(file, position, "header checksum mismatch");
 }
 
-function invalidArchive(file: string, offset: number, what: string): ImageError {
-  return new ImageError("ERR_IMAGE_INVALID_ARCHIVE", `Invalid image archive ${file}: ${what} at byte ${offset}.`, { file, offset });
+function invalidArchive(file: string, offset: number, problem: string): ImageError {
+  return new ImageError("ERR_IMAGE_INVALID_ARCHIVE", `Invalid image archive ${file}: ${problem} at byte ${offset}.`, { file, offset });
 }
 
 function openFile(file: string): number {

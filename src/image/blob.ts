@@ -5,8 +5,8 @@ import { ImageError } from "../errors.js";
 import { streamGzipMember, tooLarge } from "./archive.js";
 
 /**
- * Where a blob's bytes are. Plain data, so a resolved image can be sent to a
- * worker thread with `postMessage` and its layers opened there.
+ * Location of a blob's bytes on disk. It is plain data, so a resolved image
+ * can be sent to a worker thread with `postMessage` and its layers opened there.
  */
 export type BlobLocation =
   /** A whole file, or a byte range of an uncompressed archive. */

@@ -17,13 +17,13 @@ export function parseConfig(data: Buffer, digest: string): ImageConfig {
 }
 
 /** Parses JSON from a blob, raising `ERR_IMAGE_INVALID_JSON` with the blob's name. */
-export function parseJson(data: Buffer, what: string, digest?: string): unknown {
+export function parseJson(data: Buffer, source: string, digest?: string): unknown {
   try {
     const value: unknown = JSON.parse(data.toString("utf8"));
     if (typeof value !== "object" || value === null) throw new Error("not a JSON object");
     return value;
   } catch (error) {
     const details = digest === undefined ? { cause: error } : { cause: error, digest };
-    throw new ImageError("ERR_IMAGE_INVALID_JSON", `Invalid JSON in ${what}: ${(error as Error).message}`, details);
+    throw new ImageError("ERR_IMAGE_INVALID_JSON", `Invalid JSON in ${source}: ${(error as Error).message}`, details);
   }
 }

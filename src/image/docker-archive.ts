@@ -71,7 +71,7 @@ async function readLegacyManifest(files: ArchiveFiles): Promise<LegacyManifestEn
   }
   if (parsed.length > 1) {
     const tags = parsed.map((e: LegacyManifestEntry) => (e.RepoTags ?? []).join(" ") || "(untagged)").join(", ");
-    throw new ImageError("ERR_IMAGE_AMBIGUOUS", `${files.file} holds ${parsed.length} images (${tags}); only one per archive is supported.`, {
+    throw new ImageError("ERR_IMAGE_AMBIGUOUS", `${files.file} contains ${parsed.length} images (${tags}), but only archives with one image are supported; save one image per archive.`, {
       file: files.file,
     });
   }
@@ -83,15 +83,15 @@ async function readLegacyManifest(files: ArchiveFiles): Promise<LegacyManifestEn
 }
 
 /** A config named after its digest must hash to that name. */
-function checkNamedDigest(name: string, data: Buffer, what: string, file: string): void {
+function checkNamedDigest(name: string, data: Buffer, subject: string, file: string): void {
   const named = HEX_NAME.exec(name);
-  if (named !== null) verifyBuffer(data, { digest: `sha256:${named[1]}`, what, file });
+  if (named !== null) verifyBuffer(data, { digest: `sha256:${named[1]}`, subject, file });
 }
 
-function locate(files: ArchiveFiles, name: string, what: string): BlobLocation {
+function locate(files: ArchiveFiles, name: string, kind: string): BlobLocation {
   const location = files.locate(name);
   if (location === undefined) {
-    throw new ImageError("ERR_IMAGE_BLOB_NOT_FOUND", `The ${what} ${name} is missing from ${files.file}.`, { file: files.file, path: name });
+    throw new ImageError("ERR_IMAGE_BLOB_NOT_FOUND", `The ${kind} ${name} is missing from ${files.file}.`, { file: files.file, path: name });
   }
   return location;
 }

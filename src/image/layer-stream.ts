@@ -20,10 +20,10 @@ export function openLayer(layer: ResolvedLayer): Readable {
   const file = layer.location.file;
   const stages: Stream[] = [openBlob(layer.location)];
   if (layer.digest !== undefined) {
-    stages.push(new VerifyStream({ digest: layer.digest, size: layer.size, what: `layer ${layer.index} blob`, file }));
+    stages.push(new VerifyStream({ digest: layer.digest, size: layer.size, subject: `layer ${layer.index} blob`, file }));
   }
   stages.push(createDecompressor(layer.compression));
-  stages.push(new VerifyStream({ digest: layer.diffId, what: `layer ${layer.index} uncompressed tar (diff_id)`, file }));
+  stages.push(new VerifyStream({ digest: layer.diffId, subject: `layer ${layer.index} uncompressed tar (diff_id)`, file }));
 
   return chain(stages, (error, stage) => {
     if (error instanceof LayerdiskError) return error;

@@ -86,7 +86,7 @@ async function selectManifest(
   }
 
   const chosen = choosePlatform(files, candidates, platform);
-  const data = await readVerifiedBlob(files, chosen, chosen.size < 0 ? undefined : "manifest", MAX_MANIFEST_BYTES);
+  const data = await readVerifiedBlob(files, chosen, "manifest", MAX_MANIFEST_BYTES);
   const parsed = parseJson(data, `manifest ${chosen.digest}`, chosen.digest) as { mediaType?: string; manifests?: unknown; layers?: unknown };
   const mediaType = chosen.mediaType ?? parsed.mediaType ?? (parsed.manifests !== undefined ? "application/vnd.oci.image.index.v1+json" : undefined);
 
@@ -183,19 +183,19 @@ function resolveLayers(files: ImageFiles, descriptors: Descriptor[], config: Ima
   });
 }
 
-/** Reads a small blob and checks its digest and, when `what` is given with a size, its size. */
-async function readVerifiedBlob(files: ImageFiles, descriptor: Descriptor, what: string | undefined, maxBytes: number): Promise<Buffer> {
-  const location = locateBlob(files, descriptor.digest, what ?? "manifest");
+/** Reads a small blob and checks its digest, and its size unless the size is unknown (-1). */
+async function readVerifiedBlob(files: ImageFiles, descriptor: Descriptor, kind: string, maxBytes: number): Promise<Buffer> {
+  const location = locateBlob(files, descriptor.digest, kind);
   const data = await readBlob(location, maxBytes, descriptor.digest);
-  const options = { digest: descriptor.digest, what: what ?? "manifest", file: files.file };
+  const options = { digest: descriptor.digest, subject: kind, file: files.file };
   verifyBuffer(data, descriptor.size >= 0 ? { ...options, size: descriptor.size } : options);
   return data;
 }
 
-function locateBlob(files: ImageFiles, digest: string, what: string): BlobLocation {
+function locateBlob(files: ImageFiles, digest: string, kind: string): BlobLocation {
   const location = files.locate(blobPath(digest));
   if (location === undefined) {
-    throw new ImageError("ERR_IMAGE_BLOB_NOT_FOUND", `The ${what} blob ${digest} is missing from ${files.file}.`, {
+    throw new ImageError("ERR_IMAGE_BLOB_NOT_FOUND", `The ${kind} blob ${digest} is missing from ${files.file}.`, {
       digest,
       file: files.file,
     });

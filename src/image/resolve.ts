@@ -43,8 +43,8 @@ export async function resolveImage(reference: string, options: ResolveImageOptio
   );
 }
 
-function notFound(ref: ImageReference, what: string): ImageError {
-  return new ImageError("ERR_IMAGE_NOT_FOUND", `${ref.path} is not ${what}.`, { file: ref.path });
+function notFound(ref: ImageReference, expected: string): ImageError {
+  return new ImageError("ERR_IMAGE_NOT_FOUND", `${ref.path} is not ${expected}.`, { file: ref.path });
 }
 
 function isDirectory(path: string): boolean {

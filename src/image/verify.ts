@@ -9,8 +9,8 @@ export interface VerifyOptions {
   digest: string;
   /** Expected byte count, when known. */
   size?: number;
-  /** What the bytes are, for messages: "blob", "uncompressed layer", ... */
-  what: string;
+  /** Name of the bytes in messages, such as "config" or "layer 0 blob". */
+  subject: string;
   /** File the bytes come from, for messages. */
   file?: string;
 }
@@ -65,7 +65,7 @@ export function verifyBuffer(data: Buffer, options: VerifyOptions): void {
 function sizeMismatch(options: VerifyOptions, actual: string): ImageError {
   return new ImageError(
     "ERR_IMAGE_SIZE_MISMATCH",
-    `Size mismatch for ${options.what} ${options.digest}: expected ${options.size} bytes, got ${actual}.`,
+    `Size mismatch for ${options.subject} ${options.digest}: expected ${options.size} bytes, got ${actual}.`,
     details(options),
   );
 }
@@ -73,7 +73,7 @@ function sizeMismatch(options: VerifyOptions, actual: string): ImageError {
 function digestMismatch(options: VerifyOptions, actual: string): ImageError {
   return new ImageError(
     "ERR_IMAGE_DIGEST_MISMATCH",
-    `Digest mismatch for ${options.what}: expected ${options.digest}, got ${actual}.`,
+    `Digest mismatch for ${options.subject}: expected ${options.digest}, got ${actual}.`,
     details(options),
   );
 }

@@ -31,7 +31,7 @@ export interface ApplyStats {
  * "Whiteouts"). Directory times are set after the last entry, because
  * writing a directory's children would otherwise change them.
  *
- * If this rejects, the target holds a partly applied layer and should be
+ * If this rejects, the target contains a partly applied layer and should be
  * discarded.
  */
 export async function applyLayer(target: LayerTarget, entries: AsyncIterable<TarEntry>): Promise<ApplyStats> {

@@ -6,8 +6,8 @@
 const NEEDS_ESCAPE = /[\\\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
 
 /**
- * Escapes bytes the way `list-tree` does: valid UTF-8 characters that are
- * printable and not whitespace stay as they are; every other byte, and the
+ * Escapes bytes the way `list-tree` does. Valid UTF-8 characters that are
+ * printable and not whitespace stay as they are. Every other byte, and the
  * backslash, becomes `\xNN`.
  */
 export function escapeBytes(bytes: Uint8Array): string {

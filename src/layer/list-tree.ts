@@ -19,15 +19,15 @@ export interface ListTreeOptions {
 
 /**
  * Renders a `MemoryTarget` tree in the format of the test corpus's
- * `list-tree` script: one line per path, sorted by the path's raw bytes,
- * with type, mode, owner, content hash, link target, device numbers,
- * hardlink group, optional mtime and xattrs sorted by name.
+ * `list-tree` script. It prints one line per path, sorted by the path's raw
+ * bytes. Each line has type, mode, owner, content hash, link target, device
+ * numbers, hardlink group, optional mtime and xattrs sorted by name.
  */
 export function renderListTree(target: MemoryTarget, options: ListTreeOptions = {}): string {
   const rows: Array<[string, MemoryNode]> = [];
   collect(target.root, "/", rows);
   // Byte strings hold one byte per UTF-16 unit, so default order is byte order.
-  rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  rows.sort((a, b) => compareStrings(a[0], b[0]));
 
   const links = new Map<MemoryNode, { count: number; first: string }>();
   for (const [path, node] of rows) {
@@ -39,6 +39,12 @@ export function renderListTree(target: MemoryTarget, options: ListTreeOptions = 
 
   const lines = rows.map(([path, node]) => renderLine(path, node, links.get(node), options));
   return lines.join("\n") + "\n";
+}
+
+function compareStrings(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
 }
 
 function collect(node: MemoryNode, path: string, rows: Array<[string, MemoryNode]>): void {

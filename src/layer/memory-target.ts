@@ -34,7 +34,7 @@ const ZEROS = Buffer.alloc(1 << 20);
 /**
  * A `LayerTarget` that keeps the tree in memory, for tests. File content is
  * hashed as it arrives and kept only for small files, so an image of any
- * size fits; writes must come in ascending offset order.
+ * size fits. Writes must come in ascending offset order.
  */
 export class MemoryTarget implements LayerTarget {
   readonly root: MemoryNode = newNode("directory", { mode: 0o755, uid: 0, gid: 0, mtime: { sec: 0, nsec: 0 } });

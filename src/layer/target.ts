@@ -14,7 +14,7 @@ export interface NodeAttributes {
   atime?: Timespec;
 }
 
-/** What `LayerTarget.lstat` returns about an existing path. */
+/** Type, permissions and owner of an existing path, as `LayerTarget.lstat` returns them. */
 export interface NodeStat {
   type: NodeType;
   mode: number;

@@ -53,7 +53,7 @@ export function decodePaxRecords(body: Buffer, path?: string): PaxRecord[] {
   return records;
 }
 
-function invalidPax(what: string, path: string | undefined): TarError {
+function invalidPax(problem: string, path: string | undefined): TarError {
   const details = path === undefined ? {} : { path };
-  return new TarError("ERR_TAR_INVALID_PAX", `Invalid PAX extended header: ${what}.`, details);
+  return new TarError("ERR_TAR_INVALID_PAX", `Invalid PAX extended header: ${problem}.`, details);
 }

@@ -8,7 +8,7 @@ import { checkSparseMap, parseSparseMap10, readSparseInfo, type SparseInfo, type
 import { parsePaxTime, type Timespec } from "./time.js";
 import { readXattrs } from "./xattrs.js";
 
-/** Key under which the PAX record list rides along tar-stream's `header.pax`. */
+/** Key under which the PAX record list is stored in tar-stream's `header.pax`. */
 const RECORDS = Symbol("paxRecords");
 
 interface PaxFields {
@@ -44,8 +44,8 @@ export interface ReadTarOptions {
 /**
  * Parses a tar stream (ustar, PAX, GNU) into entries, one at a time.
  *
- * tar-stream reads the headers; its PAX decoder is replaced so that values
- * keep their raw bytes (see `hookPax`), and this module applies what
+ * tar-stream reads the headers, with its PAX decoder replaced so that values
+ * keep their raw bytes (see `hookPax`). This module adds the parts that
  * tar-stream leaves out: PAX `uid`, `gid`, `mtime` and `atime`, xattrs and
  * GNU sparse files.
  */
@@ -65,8 +65,8 @@ export async function* readTar(
       const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       yield toEntry(stream.header as unknown as RawHeader, chunks, options.file);
 
-      // Skip whatever the caller left unread, through the same iterator, so
-      // tar-stream never sees the entry stream closed early.
+      // Skip the data the caller left unread through the same iterator,
+      // because closing an entry stream early destroys tar-stream's extractor.
       while (!(await chunks.next()).done);
     }
   } catch (error) {
@@ -126,7 +126,7 @@ function toEntry(header: RawHeader, chunks: AsyncIterator<Buffer>, file: string 
   return entry;
 }
 
-/** Gives errors met while reading an entry's data the same codes as header errors. */
+/** Converts errors raised while reading an entry's data into the same codes as header errors. */
 async function* wrapErrors(chunks: AsyncGenerator<DataChunk>, file: string | undefined): AsyncGenerator<DataChunk> {
   try {
     yield* chunks;
@@ -224,7 +224,9 @@ function paxId(fields: Map<string, string>, key: string, path: string): number |
  */
 function hookPax(extract: ExtractInternals): void {
   const original = extract._decodeLongHeader;
-  if (typeof original !== "function") throw new Error("tar-stream has no _decodeLongHeader; its version is not supported");
+  if (typeof original !== "function") {
+    throw new TarError("ERR_TAR_UNSUPPORTED_DEPENDENCY", "The installed tar-stream has no _decodeLongHeader; install tar-stream 3.3.");
+  }
 
   extract._decodeLongHeader = function decodeLongHeader(this: ExtractInternals, body: Buffer): void {
     const type = this._header?.type;

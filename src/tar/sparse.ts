@@ -140,12 +140,12 @@ function requireNumber(fields: Map<string, string>, key: string, path: string): 
   return parseNumber(text, key, path);
 }
 
-function parseNumber(text: string, what: string, path: string): number {
+function parseNumber(text: string, field: string, path: string): number {
   const value = /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value)) throw invalidSparse(`${what} value "${text}" is not a valid size`, path);
+  if (!Number.isSafeInteger(value)) throw invalidSparse(`${field} value "${text}" is not a valid size`, path);
   return value;
 }
 
-function invalidSparse(what: string, path: string): TarError {
-  return new TarError("ERR_TAR_INVALID_SPARSE", `Invalid GNU sparse entry: ${what}.`, { path });
+function invalidSparse(problem: string, path: string): TarError {
+  return new TarError("ERR_TAR_INVALID_SPARSE", `Invalid GNU sparse entry: ${problem}.`, { path });
 }

@@ -95,7 +95,7 @@ export interface ImageSpec {
   config?: Record<string, unknown>;
 }
 
-/** A temporary directory for one test's files. */
+/** Creates a temporary directory for one test's files. */
 export function tempDir(prefix = "layerdisk-image-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

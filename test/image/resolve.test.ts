@@ -18,7 +18,7 @@ async function tarWith(name: string): Promise<Buffer> {
   return makeTar([{ name, content: name }]);
 }
 
-/** A layout whose index.json points to a nested index of three platforms; arm64's blobs are deleted. */
+/** Builds a layout whose index.json points to a nested index of three platforms, with arm64's blobs deleted. */
 async function multiPlatformLayout(): Promise<string> {
   const layout = join(tempDir(), "multi");
   mkdirSync(layout, { recursive: true });
