@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { ImageError } from "../../src/errors.js";
 import { readLayerEntries } from "../../src/image/layer-stream.js";
 import { resolveImage } from "../../src/image/resolve.js";
+import { renderListTree } from "../../src/layer/list-tree.js";
+import { rawTar } from "../tar/raw-tar.js";
 import { buildLayout, makeTar, rejection, sha256, writeBlob, writeIndex, type LayerSpec } from "./builder.js";
 import { unpack } from "./testdata.js";
 
@@ -137,6 +139,21 @@ describe("layer verification", () => {
     const error = await rejection(resolveImage(layout));
     expect(error.code).toMatch(/^ERR_IMAGE_(DIGEST|SIZE)_MISMATCH$/);
     expect(error.digest).toBe(image.configDigest);
+  });
+
+  it("hostile layer paths stay inside", async () => {
+    const hostile = rawTar([
+      { name: "../../../../tmp/escaped", data: Buffer.from("x") },
+      { name: "/etc/absolute", data: Buffer.from("y") },
+      { name: "link", type: "2", linkname: "../../../.." },
+      { name: "link/through-link", data: Buffer.from("z") },
+    ]);
+    const { target } = await unpack(`oci-layout:${buildLayout({ layers: [{ tar: hostile }] })}`);
+    const listing = renderListTree(target);
+    expect(listing).toContain("/tmp/escaped type=f");
+    expect(listing).toContain("/etc/absolute type=f");
+    expect(listing).toContain("/through-link type=f");
+    expect(target.readdir("/").sort()).toEqual(["etc", "link", "through-link", "tmp"]);
   });
 
   it("layer stream verifies while streaming", async () => {
