@@ -24,8 +24,8 @@ const HEX_NAME = /(?:^|\/)([a-f0-9]{64})(?:\.json|\.tar)?$/;
  * manifest.json but no manifest blob. Its layer blobs are plain or
  * compressed tars; compression is read from their first bytes.
  */
-export async function resolveDockerArchive(files: ArchiveFiles): Promise<ResolvedImage> {
-  const entry = await readLegacyManifest(files);
+export async function resolveDockerArchive(files: ArchiveFiles, imageName?: string): Promise<ResolvedImage> {
+  const entry = await readLegacyManifest(files, imageName);
   const configLocation = locate(files, entry.Config, "config");
   const configData = await readBlob(configLocation, MAX_CONFIG_BYTES);
   const configDigest = sha256Digest(configData);
@@ -63,23 +63,48 @@ export async function resolveDockerArchive(files: ArchiveFiles): Promise<Resolve
   return { source: "docker-archive", file: files.file, configDigest, config, platform: platformOf(config), diffIds, chainIds: chain, layers };
 }
 
-async function readLegacyManifest(files: ArchiveFiles): Promise<LegacyManifestEntry> {
+async function readLegacyManifest(files: ArchiveFiles, imageName: string | undefined): Promise<LegacyManifestEntry> {
   const location = locate(files, "manifest.json", "manifest.json");
   const parsed = parseJson(await readBlob(location, MAX_MANIFEST_BYTES), `${files.file} manifest.json`);
   if (!Array.isArray(parsed) || parsed.length === 0) {
     throw new ImageError("ERR_IMAGE_INVALID_MANIFEST", `${files.file} manifest.json lists no image.`, { file: files.file });
   }
-  if (parsed.length > 1) {
-    const tags = parsed.map((e: LegacyManifestEntry) => (e.RepoTags ?? []).join(" ") || "(untagged)").join(", ");
-    throw new ImageError("ERR_IMAGE_AMBIGUOUS", `${files.file} contains ${parsed.length} images (${tags}), but only archives with one image are supported; save one image per archive.`, {
+
+  const entries = parsed as Array<Partial<LegacyManifestEntry>>;
+  const tags = entries.map((e) => (e.RepoTags ?? []).join(" ") || "(untagged)").join(", ");
+  const wanted = imageName === undefined ? undefined : normalizeImageName(imageName);
+  const matching = wanted === undefined ? entries : entries.filter((e) => (e.RepoTags ?? []).some((t) => normalizeImageName(t) === wanted));
+  if (matching.length === 0) {
+    throw new ImageError("ERR_IMAGE_TAG_NOT_FOUND", `Image ${imageName} not found in ${files.file}; images present: ${tags}.`, { file: files.file });
+  }
+  if (matching.length > 1) {
+    throw new ImageError("ERR_IMAGE_AMBIGUOUS", `${files.file} contains ${matching.length} images (${tags}); add :NAME:TAG to the reference to pick one.`, {
       file: files.file,
     });
   }
-  const entry = parsed[0] as Partial<LegacyManifestEntry>;
+
+  const entry = matching[0] as Partial<LegacyManifestEntry>;
   if (typeof entry.Config !== "string" || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === "string")) {
     throw new ImageError("ERR_IMAGE_INVALID_MANIFEST", `${files.file} manifest.json has no Config or Layers.`, { file: files.file });
   }
   return entry as LegacyManifestEntry;
+}
+
+/**
+ * Expands a Docker image name the way the Docker CLI does: no registry
+ * means `docker.io`, a one-part name on Docker Hub is under `library/`,
+ * and no tag means `latest`.
+ */
+export function normalizeImageName(name: string): string {
+  const parts = name.split("/");
+  const first = parts[0] as string;
+  const hasRegistry = parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (!hasRegistry) parts.unshift("docker.io");
+  if (parts[0] === "docker.io" && parts.length === 2) parts.splice(1, 0, "library");
+
+  const last = parts.at(-1) as string;
+  if (!last.includes(":") && !last.includes("@")) parts[parts.length - 1] = `${last}:latest`;
+  return parts.join("/");
 }
 
 /** A config named after its digest must hash to that name. */

@@ -11,6 +11,8 @@ export interface ImageReference {
   path: string;
   tag?: string;
   digest?: string;
+  /** For docker-archive: the image to take by its `RepoTags` name, such as `busybox:latest`. */
+  imageName?: string;
 }
 
 const TRANSPORTS: readonly SourceKind[] = ["oci-layout", "oci-archive", "docker-archive"];
@@ -20,11 +22,13 @@ const DIGEST_SUFFIX = /@(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 /**
  * Parses `oci-layout:PATH[:TAG|@DIGEST]`, `oci-archive:PATH[:TAG|@DIGEST]`,
- * `docker-archive:PATH` or a bare `PATH[:TAG|@DIGEST]`.
+ * `docker-archive:PATH[:NAME[:TAG]]` or a bare `PATH[:TAG|@DIGEST]`.
  *
  * A path may contain colons, so `:TAG` is split off only when the whole
  * text names nothing on disk, the part before the last colon does, and
- * the part after it is a valid tag.
+ * the part after it is a valid tag. For docker-archive, the path is the
+ * shortest prefix before a colon that names a file, and the rest is the
+ * image name.
  */
 export function parseReference(text: string): ImageReference {
   const colon = text.indexOf(":");
@@ -37,7 +41,8 @@ export function parseReference(text: string): ImageReference {
   if (digestMatch !== null) {
     return { kind, path: rest.slice(0, digestMatch.index), digest: digestMatch[1] as string };
   }
-  if (kind === "docker-archive" || exists(rest)) return { kind, path: rest };
+  if (exists(rest)) return { kind, path: rest };
+  if (kind === "docker-archive") return splitImageName(rest);
 
   const last = rest.lastIndexOf(":");
   const tag = last === -1 ? "" : rest.slice(last + 1);
@@ -45,6 +50,15 @@ export function parseReference(text: string): ImageReference {
     return { kind, path: rest.slice(0, last), tag };
   }
   return { kind, path: rest };
+}
+
+function splitImageName(rest: string): ImageReference {
+  for (let colon = rest.indexOf(":"); colon > 0; colon = rest.indexOf(":", colon + 1)) {
+    const path = rest.slice(0, colon);
+    const imageName = rest.slice(colon + 1);
+    if (imageName !== "" && exists(path)) return { kind: "docker-archive", path, imageName };
+  }
+  return { kind: "docker-archive", path: rest };
 }
 
 function exists(path: string): boolean {

@@ -35,7 +35,7 @@ export async function resolveImage(reference: string, options: ResolveImageOptio
   if (files.has("index.json") && files.has("oci-layout")) {
     return resolveOciImage(files, kind === "docker-archive" ? "docker-archive" : "oci-archive", selector, platform);
   }
-  if (kind !== "oci-archive" && files.has("manifest.json")) return resolveDockerArchive(files);
+  if (kind !== "oci-archive" && files.has("manifest.json")) return resolveDockerArchive(files, ref.imageName);
   throw new ImageError(
     "ERR_IMAGE_UNKNOWN_FORMAT",
     `${ref.path} is neither an OCI archive (index.json and oci-layout) nor a docker-archive (manifest.json).`,
