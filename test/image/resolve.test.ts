@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 
 import { describe, expect, it } from "vitest";
 
@@ -8,7 +9,7 @@ import { chainIds, sha256Digest } from "../../src/image/digest.js";
 import { hostPlatform, parsePlatform, platformMatches } from "../../src/image/platform.js";
 import { parseReference } from "../../src/image/reference.js";
 import { resolveImage } from "../../src/image/resolve.js";
-import { buildLayout, makeTar, rejection, tempDir, writeBlob, writeImage, writeIndex } from "./builder.js";
+import { buildLayout, makeTar, rejection, sha256, tempDir, writeBlob, writeImage, writeIndex } from "./builder.js";
 import { unpack } from "./testdata.js";
 
 const INDEX = "application/vnd.oci.image.index.v1+json";
@@ -72,6 +73,45 @@ describe("platform selection", () => {
     expect(platformMatches({ os: "linux", architecture: "arm", variant: "v6" }, parsePlatform("linux/arm/v7"))).toBe(false);
     expect(platformMatches({ os: "linux", architecture: "arm", variant: "v6" }, parsePlatform("linux/arm"))).toBe(true);
     expect(() => parsePlatform("linux")).toThrow(/os\/arch/);
+  });
+});
+
+describe("docker media types", () => {
+  it("manifest list and schema 2 manifest", async () => {
+    const layout = join(tempDir(), "docker-types");
+    const tar = await tarWith("docker");
+    const layer = writeBlob(layout, gzipSync(tar));
+    const config = writeBlob(
+      layout,
+      Buffer.from(JSON.stringify({ os: "linux", architecture: "arm64", variant: "v8", rootfs: { type: "layers", diff_ids: [sha256(tar)] } })),
+    );
+    const manifest = writeBlob(
+      layout,
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+          config: { mediaType: "application/vnd.docker.container.image.v1+json", ...config },
+          layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", ...layer }],
+        }),
+      ),
+    );
+    const list = writeBlob(
+      layout,
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.docker.distribution.manifest.list.v2+json",
+          manifests: [{ mediaType: "application/vnd.docker.distribution.manifest.v2+json", ...manifest, platform: { os: "linux", architecture: "arm64", variant: "v8" } }],
+        }),
+      ),
+    );
+    writeIndex(layout, [{ mediaType: "application/vnd.docker.distribution.manifest.list.v2+json", ...list }]);
+
+    const { image, target } = await unpack(layout, { platform: "linux/arm64" });
+    expect(image.manifestMediaType).toBe("application/vnd.docker.distribution.manifest.v2+json");
+    expect(image.layers[0]!.compression).toBe("gzip");
+    expect(target.readdir("/")).toEqual(["docker"]);
   });
 });
 

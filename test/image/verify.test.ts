@@ -8,7 +8,7 @@ import { readLayerEntries } from "../../src/image/layer-stream.js";
 import { resolveImage } from "../../src/image/resolve.js";
 import { renderListTree } from "../../src/layer/list-tree.js";
 import { rawTar } from "../tar/raw-tar.js";
-import { buildLayout, makeTar, rejection, sha256, writeBlob, writeIndex, type LayerSpec } from "./builder.js";
+import { buildLayout, compress, makeTar, rejection, sha256, writeBlob, writeIndex, type LayerSpec } from "./builder.js";
 import { unpack } from "./testdata.js";
 
 const files = [
@@ -39,6 +39,21 @@ describe("layer verification", () => {
 
   it("valid zstd and plain layers apply", async () => {
     const layout = buildLayout({ layers: [await layer({ compression: "zstd" }), await layer({ compression: "none" })] });
+    const { target } = await unpack(`oci-layout:${layout}`);
+    expect(target.lookup("/big.bin")?.size).toBe(300_000);
+  });
+
+  it("multi-frame zstd and gzip layers apply", async () => {
+    const tar = await makeTar(files);
+    const half = 4096;
+    const frames = (compression: "gzip" | "zstd"): Buffer =>
+      Buffer.concat([compress(tar.subarray(0, half), compression), compress(tar.subarray(half), compression)]);
+    const layout = buildLayout({
+      layers: [
+        { tar, compression: "zstd", corrupt: () => frames("zstd") },
+        { tar, compression: "gzip", corrupt: () => frames("gzip") },
+      ],
+    });
     const { target } = await unpack(`oci-layout:${layout}`);
     expect(target.lookup("/big.bin")?.size).toBe(300_000);
   });
