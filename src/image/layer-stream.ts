@@ -57,8 +57,9 @@ export function applyImageLayer(layer: ResolvedLayer, target: LayerTarget): Prom
 
 /**
  * Pipes `stages` into each other and returns the last. The first error of
- * any stage, after `mapError`, fails the last stage, and the others are
- * destroyed so that no file stays open.
+ * any stage, after `mapError`, fails the last stage. When the last stage
+ * closes, for any reason, the others are destroyed so that no file stays
+ * open after a reader stops early.
  */
 function chain(stages: Stream[], mapError: (error: unknown, stage: number) => Error): Readable {
   const last = stages.at(-1) as Readable;
@@ -74,6 +75,9 @@ function chain(stages: Stream[], mapError: (error: unknown, stage: number) => Er
       for (const other of stages) if (other !== last) (other as Readable).destroy();
       last.destroy(mapError(error, index));
     });
+  });
+  last.once("close", () => {
+    for (const other of stages) if (other !== last) (other as Readable).destroy();
   });
   return last;
 }

@@ -1,10 +1,10 @@
-import { truncateSync, writeFileSync } from "node:fs";
+import { readdirSync, readlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { describe, expect, it } from "vitest";
 
 import { ImageError } from "../../src/errors.js";
-import { readLayerEntries } from "../../src/image/layer-stream.js";
+import { openLayer, readLayerEntries } from "../../src/image/layer-stream.js";
 import { resolveImage } from "../../src/image/resolve.js";
 import { renderListTree } from "../../src/layer/list-tree.js";
 import { rawTar } from "../tar/raw-tar.js";
@@ -182,3 +182,29 @@ describe("layer verification", () => {
     expect(names).toEqual(["etc/", "etc/hostname", "big.bin"]);
   });
 });
+
+describe("early stop", () => {
+  it("abandoned layer stream closes its file", async () => {
+    // Large enough that backpressure stops the read before the file ends.
+    const tar = await makeTar([{ name: "large.bin", content: Buffer.alloc(32 << 20, 1) }]);
+    const layout = buildLayout({ layers: [{ tar, compression: "none" }] });
+    const image = await resolveImage(layout);
+    const blob = join(layout, "blobs/sha256", image.layers[0]!.digest!.slice(7));
+    const openFiles = (): number => readdirSync("/proc/self/fd").filter((fd) => readlinkOrEmpty(`/proc/self/fd/${fd}`) === blob).length;
+
+    for await (const _chunk of openLayer(image.layers[0]!)) {
+      expect(openFiles()).toBe(1);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(openFiles()).toBe(0);
+  });
+});
+
+function readlinkOrEmpty(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
+}
