@@ -12,6 +12,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
+import { runConvertBenchmark } from "./convert/bench.js";
+import { recordConvertBench, renderConvertBench } from "./convert/report.js";
 import { readGuestBenchResult, runGuestBenchmark } from "./guest/bench.js";
 import { recordGuestBench } from "./guest/report/docs.js";
 
@@ -33,9 +35,18 @@ async function runGuestSuite(context: SuiteContext): Promise<void> {
   log(`guest bench: results in ${cached} and docs/benchmarks.md`);
 }
 
+async function runConvertSuite(context: SuiteContext): Promise<void> {
+  const log = (line: string): void => console.error(line);
+  const result = await runConvertBenchmark({ quick: context.quick, command: context.command, log, repoRoot });
+  const written = await recordConvertBench(result, repoRoot);
+  log(renderConvertBench(result));
+  log(`convert bench: results in ${written}${context.quick ? "" : " and docs/benchmarks.md"}`);
+}
+
 /** Suites by name. Other benchmark suites register here. */
 const SUITES: Record<string, (context: SuiteContext) => Promise<void>> = {
   guest: runGuestSuite,
+  convert: runConvertSuite,
 };
 
 async function main(): Promise<void> {
