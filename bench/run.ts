@@ -64,7 +64,9 @@ async function main(): Promise<void> {
     throw new Error(`unknown benchmark suite ${unknown.join(", ")}; known suites: ${Object.keys(SUITES).join(", ")}`);
   }
   let command = values.quick === true ? "npm run bench:quick" : "npm run bench";
-  if (values["chain-top"] !== undefined) command += ` -- --chain-top ${values["chain-top"]}`;
+  const extra = [...(values.suite ?? []).flatMap((name) => ["--suite", name])];
+  if (values["chain-top"] !== undefined) extra.push("--chain-top", values["chain-top"]);
+  if (extra.length > 0) command += ` -- ${extra.join(" ")}`;
   for (const name of names) {
     await SUITES[name]!({ quick: values.quick === true, values, command });
   }
