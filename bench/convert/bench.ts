@@ -15,7 +15,6 @@ import { resolveImage } from "../../src/image/resolve.js";
 import { DEFAULT_FS_SIZE } from "../../src/store/parameters.js";
 import { runBaseline, type BaselineRun } from "./baseline.js";
 import { ensureLargeLayer } from "./large-layer.js";
-import type { MeasureOutput } from "./measure.js";
 
 const run = promisify(execFile);
 
@@ -34,6 +33,30 @@ const LARGE_LAYER_RUNS = 1;
  * baseline runs once, to keep the suite within its time budget.
  */
 const BASELINE_ROUNDS: Record<string, number> = { edge: 1 };
+
+/** Event-loop delay in ms beyond the 1 ms sampling interval. */
+export interface DelayStats {
+  p50: number;
+  p99: number;
+  max: number;
+  samples: number;
+}
+
+/** What bench/convert/measure.mjs prints for one run. */
+export interface MeasureOutput {
+  mode: "chain" | "limit";
+  seconds: number;
+  /** VmHWM at the end of the run, in MiB: the process's peak RSS, worker threads included. */
+  peakRssMiB: number;
+  /** VmHWM after imports and before the timed work, in MiB. */
+  startRssMiB: number;
+  /** limit mode: uncompressed tar bytes of all layers. */
+  uncompressedBytes?: number;
+  /** chain mode: event-loop delay while createChain runs. */
+  eventLoopDelay?: DelayStats;
+  /** chain mode: event-loop delay of the idle process just before. */
+  idleEventLoopDelay?: DelayStats;
+}
 
 export interface ContenderSamples<T> {
   samples: T[];
@@ -108,7 +131,7 @@ async function warmBlobs(layout: string): Promise<number> {
 }
 
 async function measureInChild(repoRoot: string, args: string[]): Promise<MeasureOutput> {
-  const { stdout } = await run(process.execPath, ["--import", "tsx", "bench/convert/measure.ts", ...args], {
+  const { stdout } = await run(process.execPath, ["bench/convert/measure.mjs", ...args], {
     cwd: repoRoot,
     maxBuffer: 16 << 20,
   });
