@@ -42,7 +42,7 @@ export interface DelayStats {
   samples: number;
 }
 
-/** What bench/convert/measure.mjs prints for one run. */
+/** Output of bench/convert/measure.mjs for one run. */
 export interface MeasureOutput {
   mode: "chain" | "limit";
   seconds: number;
@@ -60,7 +60,7 @@ export interface MeasureOutput {
 
 export interface ContenderSamples<T> {
   samples: T[];
-  /** Why the contender did not run, when it did not. */
+  /** Reason the contender did not run, when it did not. */
   skipped?: string;
 }
 
