@@ -5,7 +5,7 @@
  * layer files too). Each step runs under `/usr/bin/time` for its peak RSS.
  */
 import { execFile } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
@@ -46,7 +46,7 @@ export async function runBaseline(ociDir: string, tag: string, workDir: string, 
   const bundle = path.join(workDir, "bundle");
   const raw = path.join(workDir, "rootfs.raw");
   const qcow2 = path.join(workDir, "rootfs.qcow2");
-  await run("mkdir", ["-p", workDir]);
+  await mkdir(workDir, { recursive: true });
   try {
     const steps = [
       await timedStep(["umoci", "unpack", "--image", `${ociDir}:${tag}`, bundle], workDir),

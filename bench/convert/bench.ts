@@ -6,7 +6,8 @@
  * order, so that load on a shared machine hits all of them alike.
  */
 import { execFile } from "node:child_process";
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -120,14 +121,12 @@ async function toolVersions(): Promise<Record<string, string>> {
 }
 
 /** Reads every blob of a layout once, so that all contenders start from a warm page cache. */
-async function warmBlobs(layout: string): Promise<number> {
+async function warmBlobs(layout: string): Promise<void> {
   const blobsDir = path.join(layout, "blobs", "sha256");
-  let bytes = 0;
   for (const name of await readdir(blobsDir)) {
-    const data = await readFile(path.join(blobsDir, name));
-    bytes += data.length;
+    // Streamed and dropped, so a large blob never sits in this process's memory.
+    for await (const _chunk of createReadStream(path.join(blobsDir, name)));
   }
-  return bytes;
 }
 
 async function measureInChild(repoRoot: string, args: string[]): Promise<MeasureOutput> {
@@ -210,7 +209,9 @@ export async function runConvertBenchmark(options: ConvertBenchOptions): Promise
   const images: ImageResult[] = [];
   for (const name of options.quick ? QUICK_IMAGES : FULL_IMAGES) {
     const layout = path.join(TESTDATA, name);
-    await stat(layout);
+    if (!existsSync(path.join(layout, "index.json"))) {
+      throw new Error(`test image ${name} is missing: ${layout}/index.json not found; set LAYERDISK_TESTDATA to the folder that contains the test images`);
+    }
     images.push(await measureImage(name, layout, runs, options));
   }
   if (!options.quick) {
