@@ -7,7 +7,7 @@
  */
 import { execFile } from "node:child_process";
 import { createReadStream, existsSync } from "node:fs";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -201,7 +201,30 @@ async function measureImage(
   return result;
 }
 
+/** Newest modification time of the `.ts` files under `dir`, in ms since 1970. */
+async function newestSourceTime(dir: string): Promise<number> {
+  let newest = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".ts")) continue;
+    newest = Math.max(newest, (await stat(path.join(entry.parentPath, entry.name))).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Fails when dist/ is missing and warns when src/ changed after the last
+ * build, because measure.mjs times the built package.
+ */
+async function checkBuild(repoRoot: string, log: (line: string) => void): Promise<void> {
+  const built = path.join(repoRoot, "dist", "index.js");
+  if (!existsSync(built)) throw new Error(`${built} not found; run npm run build before the conversion benchmark`);
+  if ((await newestSourceTime(path.join(repoRoot, "src"))) > (await stat(built)).mtimeMs) {
+    log("convert bench: warning: src/ is newer than dist/index.js, so this run measures an older build; run npm run build first");
+  }
+}
+
 export async function runConvertBenchmark(options: ConvertBenchOptions): Promise<ConvertBenchResult> {
+  await checkBuild(options.repoRoot, options.log);
   const loadAverageBefore = os.loadavg();
   const runs = options.quick ? QUICK_RUNS : FULL_RUNS;
   await mkdir(SCRATCH, { recursive: true });
