@@ -35,7 +35,7 @@ function formatBytes(bytes: number): string {
 function describe(progress: LayerProgress): string {
   const head = `layer ${progress.index + 1}/${progress.count} ${shortDigest(progress.chainId)}`;
   const bytes =
-    progress.bytesDone === undefined
+    !progress.bytesDone
       ? ""
       : ` ${formatBytes(progress.bytesDone)}${progress.bytesTotal ? ` of ${formatBytes(progress.bytesTotal)}` : ""}`;
   return `${head} ${progress.state}${bytes}`;
