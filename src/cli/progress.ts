@@ -59,7 +59,7 @@ export function lineRenderer(output: NodeJS.WritableStream): ProgressRenderer {
   };
 }
 
-/** One bar line per layer, redrawn in place. */
+/** Draws one bar per layer and redraws them in place as layers progress. */
 export function barRenderer(output: WriteStream): ProgressRenderer {
   const lines: string[] = [];
   let drawn = 0;
