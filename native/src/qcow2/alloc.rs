@@ -14,8 +14,8 @@ use super::refcount;
 
 impl Qcow2Image {
     fn refcounts_mut(&mut self) -> Result<&mut Refcounts> {
-        let file = self.path.clone();
-        self.refcounts.as_mut().ok_or(Qcow2Error::ReadOnly { file })
+        let path = &self.path;
+        self.refcounts.as_mut().ok_or_else(|| Qcow2Error::ReadOnly { file: path.clone() })
     }
 
     fn refcounts_per_block(&self) -> u64 {
