@@ -152,3 +152,15 @@ fn import_raw_reads_back_and_stays_sparse() {
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < (3 << 19), "image is {size} bytes");
 }
+
+#[test]
+fn flatten_rejects_a_chain_member_as_output() {
+    let dir = TempDir::new("flatten-self");
+    let paths = build_chain(&dir);
+    let mut chain = Chain::open(paths.last().unwrap(), &OpenOptions::default()).unwrap();
+    let error = flatten_to_qcow2(&mut chain, &paths[0], &FlattenOptions::default()).unwrap_err();
+    assert_eq!(error.code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    let error = flatten_to_raw(&mut chain, &paths[1]).unwrap_err();
+    assert_eq!(error.code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    assert_check_clean(&paths[0]);
+}

@@ -303,3 +303,12 @@ fn bad_create_options_are_rejected() {
     let options = CreateOptions { virtual_size: Some(1000), ..CreateOptions::default() };
     assert_eq!(Qcow2Image::create(&dir.join("a.qcow2"), &options).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
 }
+
+#[test]
+fn image_as_own_backing_is_rejected() {
+    let dir = TempDir::new("reject-self-backing");
+    let path = image(&dir, "a.qcow2", None);
+    let options = CreateOptions { backing: Some((path.clone(), Format::Qcow2)), ..CreateOptions::default() };
+    assert_eq!(Qcow2Image::create(&path, &options).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    assert_check_clean(&path);
+}

@@ -56,6 +56,10 @@ pub(super) struct Refcounts {
     pub next_free: u64,
     /// Clusters to release once the header no longer points at them.
     pub pending_free: Vec<u64>,
+    /// The refcount table is being moved. Until the new table's own
+    /// refcounts are set, the block cache may grow past its bound instead
+    /// of flushing, so no flush writes the new table half counted.
+    pub growing: bool,
 }
 
 pub struct Qcow2Image {
@@ -164,6 +168,7 @@ impl Qcow2Image {
                 blocks: Cache::new(REFCOUNT_CACHE_BLOCKS),
                 next_free: file_len.div_ceil(header.cluster_size()) * header.cluster_size(),
                 pending_free: Vec::new(),
+                growing: false,
             })
         } else {
             None
@@ -202,7 +207,13 @@ impl Qcow2Image {
         let cluster_size = options.cluster_size;
         check_cluster_size(cluster_size)?;
         let backing = match &options.backing {
-            Some((backing_path, format)) => Some((backing::relative_name(path, backing_path)?, *format)),
+            Some((backing_path, format)) => {
+                if path.canonicalize().ok().is_some_and(|image| backing_path.canonicalize().ok() == Some(image)) {
+                    let message = format!("{} cannot be its own backing file", path.display());
+                    return Err(Qcow2Error::invalid(message));
+                }
+                Some((backing::relative_name(path, backing_path)?, *format))
+            }
             None => None,
         };
         let virtual_size = match (options.virtual_size, &options.backing) {
@@ -271,6 +282,7 @@ impl Qcow2Image {
                 blocks: Cache::new(REFCOUNT_CACHE_BLOCKS),
                 next_free: 2 * cluster_size,
                 pending_free: Vec::new(),
+                growing: false,
             }),
             header_dirty: true,
             file_len: 0,
