@@ -113,8 +113,15 @@ fn run_model(seed: u64, config: &Config) {
                 chain.write(offset, &data).unwrap_or_else(|e| panic!("seed {seed} layer {layer} op {operation}: {e}"));
                 model[range].copy_from_slice(&data);
             }
-            if rng.below(50) == 0 {
-                chain.flush().unwrap();
+            match rng.below(100) {
+                0 | 1 => chain.flush().unwrap(),
+                // Reopening continues from what is on disk, which checks that a
+                // writable open of our own image allocates after its end.
+                2 => {
+                    chain.close().unwrap();
+                    chain = Chain::open(&path, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+                }
+                _ => {}
             }
         }
 
