@@ -64,6 +64,7 @@ fn unknown_incompatible_bit_is_rejected() {
     patch(&path, INCOMPATIBLE_FEATURES, &(1u64 << 40).to_be_bytes());
     let error = open_error(&path, &OpenOptions::default());
     assert_error(&error, "ERR_QCOW2_UNSUPPORTED", &path, INCOMPATIBLE_FEATURES);
+    assert!(error.to_string().contains("unknown incompatible feature bits"), "{error}");
 }
 
 #[test]

@@ -147,11 +147,13 @@ impl Qcow2Image {
         let mut first = vec![0u8; V3_HEADER_LENGTH as usize];
         read_padded(&file, path, 0, &mut first)?;
         let header = Header::decode(&first, path)?;
-        check_features(&header, path)?;
 
+        // Extensions come first so that an error about an unknown feature
+        // can give the name from the image's feature name table.
         let mut cluster = vec![0u8; header.cluster_size() as usize];
         read_padded(&file, path, 0, &mut cluster)?;
         let extensions = Extensions::decode(&cluster, header.header_length as usize, path)?;
+        check_features(&header, &extensions, path)?;
         check_extensions(&extensions, path)?;
         let backing_name = decode_backing_name(&header, &cluster, file_len, path)?;
 
@@ -483,7 +485,7 @@ fn layout_first_cluster(cluster_size: u64, backing: Option<&(String, Format)>) -
 
 /// Rejects images whose incompatible features or encryption this engine
 /// cannot honor. All errors point at the field's byte offset.
-fn check_features(header: &Header, path: &Path) -> Result<()> {
+fn check_features(header: &Header, extensions: &Extensions, path: &Path) -> Result<()> {
     let at = INCOMPATIBLE_FEATURES_OFFSET as u64;
     let features = header.incompatible_features;
     let known = INCOMPAT_DIRTY
@@ -492,8 +494,13 @@ fn check_features(header: &Header, path: &Path) -> Result<()> {
         | INCOMPAT_COMPRESSION_TYPE
         | INCOMPAT_EXTENDED_L2;
 
-    if features & !known != 0 {
-        return Err(Qcow2Error::unsupported(path, at, "unknown incompatible feature bits", features & !known));
+    let unknown = features & !known;
+    if unknown != 0 {
+        let feature = match extensions.incompatible_feature_names(unknown).as_slice() {
+            [] => "unknown incompatible feature bits".to_string(),
+            names => format!("unknown incompatible feature bits ({})", names.join(", ")),
+        };
+        return Err(Qcow2Error::unsupported(path, at, feature, unknown));
     }
     if features & INCOMPAT_DIRTY != 0 {
         return Err(Qcow2Error::Dirty { file: path.to_path_buf(), offset: at });
