@@ -214,3 +214,25 @@ fn identical_write_sequences_give_identical_files() {
     }
     assert_eq!(digests[0], digests[1]);
 }
+
+#[test]
+fn our_overlay_on_raw_base_passes_qemu() {
+    let dir = TempDir::new("ours-raw-base");
+    let base = dir.join("base.raw");
+    let top = dir.join("top.qcow2");
+    std::fs::write(&base, vec![0x3cu8; 3 << 20]).unwrap();
+    let options = CreateOptions { backing: Some((base.clone(), Format::Raw)), ..CreateOptions::default() };
+    Qcow2Image::create(&top, &options).unwrap();
+    let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+    chain.write(1000, &[0x4d; 5000]).unwrap();
+    chain.write_zeroes(1 << 20, 64 << 10).unwrap();
+    chain.close().unwrap();
+
+    let info = run_ok("qemu-img", &["info", "--backing-chain", "--output=json", path_str(&top)]);
+    assert!(info.contains("\"backing-filename-format\": \"raw\""), "{info}");
+    assert!(info.contains("\"format\": \"raw\""), "{info}");
+    assert!(info.contains("\"virtual-size\": 3145728"), "{info}");
+    assert_check_clean(&top);
+    qemu_io(&top, &["read -P 0x3c 0 1000", "read -P 0x4d 1000 5000", "read -P 0 1M 64k", "read -P 0x3c 2M 64k"]);
+    assert_reads_like_qemu(&top, &dir);
+}
