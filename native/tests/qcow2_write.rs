@@ -129,3 +129,30 @@ fn v2_images_open_read_only_but_reject_writes() {
     let error = Chain::open(&path, &writable()).err().expect("writable open of a v2 image fails");
     assert_eq!((error.code(), error.offset()), ("ERR_QCOW2_UNSUPPORTED", Some(4)));
 }
+
+#[test]
+fn writer_excludes_other_handles() {
+    let dir = TempDir::new("lock");
+    let base = dir.join("base.qcow2");
+    let top = dir.join("top.qcow2");
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), ..CreateOptions::default() }).unwrap();
+    Qcow2Image::create(
+        &top,
+        &CreateOptions { backing: Some((base.clone(), Format::Qcow2)), ..CreateOptions::default() },
+    )
+    .unwrap();
+
+    let writer = Chain::open(&top, &writable()).unwrap();
+    let code = |result: Result<Chain, layerdisk_native::qcow2::Qcow2Error>| result.err().map(|error| error.code());
+    assert_eq!(code(Chain::open(&top, &writable())), Some("ERR_QCOW2_LOCKED"));
+    assert_eq!(code(Chain::open(&top, &OpenOptions::default())), Some("ERR_QCOW2_LOCKED"));
+    let options = CreateOptions { virtual_size: Some(1 << 20), ..CreateOptions::default() };
+    assert_eq!(Qcow2Image::create(&top, &options).unwrap_err().code(), "ERR_QCOW2_LOCKED");
+
+    // The base is only read, so other readers may share it, but no writer.
+    let reader = Chain::open(&base, &OpenOptions::default()).unwrap();
+    assert_eq!(code(Chain::open(&base, &writable())), Some("ERR_QCOW2_LOCKED"));
+    drop(reader);
+    writer.close().unwrap();
+    assert!(Chain::open(&top, &writable()).is_ok());
+}

@@ -142,6 +142,7 @@ impl Qcow2Image {
             .write(writable)
             .open(path)
             .map_err(|error| Qcow2Error::io(path, None, error))?;
+        lock(&file, path, writable)?;
         let file_len = file.metadata().map_err(|error| Qcow2Error::io(path, None, error))?.len();
 
         let mut first = vec![0u8; V3_HEADER_LENGTH as usize];
@@ -261,13 +262,16 @@ impl Qcow2Image {
         let header =
             Header { backing_file_offset: cluster0.backing_offset, backing_file_size: cluster0.backing_size, ..header };
 
+        // Lock before truncating, so an image that is open elsewhere survives.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)
             .map_err(|error| Qcow2Error::io(path, None, error))?;
+        lock(&file, path, true)?;
+        file.set_len(0).map_err(|error| Qcow2Error::io(path, None, error))?;
         let mut image = Qcow2Image {
             path: path.to_path_buf(),
             file,
@@ -411,6 +415,18 @@ impl Drop for Qcow2Image {
     /// `close()` (or `flush()`) to see them.
     fn drop(&mut self) {
         let _ = self.write_metadata(true);
+    }
+}
+
+/// Takes an advisory `flock` lock on `file`: exclusive for writing, shared
+/// for reading. It is released when the file is closed. QEMU locks with
+/// `fcntl` byte ranges instead, so these locks do not conflict with QEMU's.
+fn lock(file: &File, path: &Path, writable: bool) -> Result<()> {
+    let result = if writable { file.try_lock() } else { file.try_lock_shared() };
+    match result {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Qcow2Error::Locked { file: path.to_path_buf(), writable }),
+        Err(std::fs::TryLockError::Error(error)) => Err(Qcow2Error::io(path, None, error)),
     }
 }
 
