@@ -236,3 +236,26 @@ fn our_overlay_on_raw_base_passes_qemu() {
     qemu_io(&top, &["read -P 0x3c 0 1000", "read -P 0x4d 1000 5000", "read -P 0 1M 64k", "read -P 0x3c 2M 64k"]);
     assert_reads_like_qemu(&top, &dir);
 }
+
+#[test]
+fn preallocated_qemu_images_read_and_write() {
+    for preallocation in ["metadata", "falloc", "full"] {
+        let dir = TempDir::new("prealloc");
+        let path = dir.join("a.qcow2");
+        let option = format!("preallocation={preallocation},cluster_size=4096,lazy_refcounts=on");
+        run_ok("qemu-img", &["create", "-q", "-f", "qcow2", "-o", &option, path_str(&path), "4M"]);
+        qemu_io(&path, &["write -P 0x61 100k 10k", "write -z 1M 64k"]);
+        assert_reads_like_qemu(&path, &dir);
+
+        // Partial and whole-cluster writes into preallocated clusters reuse them.
+        let mut chain = Chain::open(&path, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+        chain.write(2 << 20, &[0x62; 100]).unwrap();
+        chain.write(3 << 20, &[0x63; 8192]).unwrap();
+        chain.write_zeroes(100 << 10, 4096).unwrap();
+        chain.close().unwrap();
+
+        assert_check_clean(&path);
+        qemu_io(&path, &["read -P 0x62 2M 100", "read -P 0 2097252 3996", "read -P 0x63 3M 8k", "read -P 0 100k 4k"]);
+        assert_reads_like_qemu(&path, &dir);
+    }
+}

@@ -411,10 +411,14 @@ impl Qcow2Image {
 
 impl Drop for Qcow2Image {
     /// Writes dirty metadata of a writable image that was never closed, so
-    /// completed writes are not lost. Errors are dropped here; call
-    /// `close()` (or `flush()`) to see them.
+    /// completed writes are not lost, and releases the lock. Errors are
+    /// dropped here; call `close()` (or `flush()`) to see them.
     fn drop(&mut self) {
         let _ = self.write_metadata(true);
+        // Unlock explicitly: a child process forked by another thread may
+        // still share this file description until it execs, and closing our
+        // descriptor alone would leave the lock held through its copy.
+        let _ = self.file.unlock();
     }
 }
 
