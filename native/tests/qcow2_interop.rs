@@ -259,3 +259,26 @@ fn preallocated_qemu_images_read_and_write() {
         assert_reads_like_qemu(&path, &dir);
     }
 }
+
+#[test]
+fn our_overlay_on_qemu_chain_passes_qemu() {
+    let dir = TempDir::new("ours-on-qemu");
+    let base = dir.join("base.qcow2");
+    let top = dir.join("top.qcow2");
+    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", "-o", "compat=0.10,cluster_size=8192", path_str(&base), "6M"]);
+    qemu_io(&base, &["write -P 0x71 0 3M"]);
+
+    let options = CreateOptions { backing: Some((base.clone(), Format::Qcow2)), ..CreateOptions::default() };
+    Qcow2Image::create(&top, &options).unwrap();
+    let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+    chain.write(12_345, &[0x72; 70_000]).unwrap();
+    chain.write_zeroes(1 << 20, 128 << 10).unwrap();
+    chain.close().unwrap();
+
+    assert_check_clean(&top);
+    let info = run_ok("qemu-img", &["info", "--backing-chain", "--output=json", path_str(&top)]);
+    assert!(info.contains("\"backing-filename-format\": \"qcow2\""), "{info}");
+    assert!(info.contains("\"compat\": \"0.10\""), "{info}");
+    qemu_io(&top, &["read -P 0x71 0 12345", "read -P 0x72 12345 70000", "read -P 0 1M 128k", "read -P 0x71 2M 1M"]);
+    assert_reads_like_qemu(&top, &dir);
+}
