@@ -43,6 +43,14 @@ pub struct RawLayer {
     pub(super) size: u64,
 }
 
+impl Drop for RawLayer {
+    /// Releases the shared lock even while a forked child still shares the
+    /// file description (see `Qcow2Image`'s `Drop`).
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
 /// One image of a chain.
 pub enum Layer {
     Qcow2(Qcow2Image),
@@ -495,6 +503,7 @@ fn open_backing(
         Format::Qcow2 => Layer::Qcow2(Qcow2Image::open(&path, false)?),
         Format::Raw => {
             let raw = File::open(&path).map_err(|error| Qcow2Error::io(&path, None, error))?;
+            super::image::lock(&raw, &path, false)?;
             let size = raw.metadata().map_err(|error| Qcow2Error::io(&path, None, error))?.len();
             Layer::Raw(RawLayer { path, file: raw, size })
         }

@@ -426,7 +426,7 @@ impl Drop for Qcow2Image {
 /// Takes an advisory `flock` lock on `file`: exclusive for writing, shared
 /// for reading. It is released when the file is closed. QEMU locks with
 /// `fcntl` byte ranges instead, so these locks do not conflict with QEMU's.
-fn lock(file: &File, path: &Path, writable: bool) -> Result<()> {
+pub(super) fn lock(file: &File, path: &Path, writable: bool) -> Result<()> {
     let result = if writable { file.try_lock() } else { file.try_lock_shared() };
     match result {
         Ok(()) => Ok(()),
