@@ -156,3 +156,36 @@ fn writer_excludes_other_handles() {
     writer.close().unwrap();
     assert!(Chain::open(&top, &writable()).is_ok());
 }
+
+#[test]
+fn partial_last_cluster_reads_and_writes() {
+    let dir = TempDir::new("tail");
+    let base = dir.join("base.qcow2");
+    let top = dir.join("top.qcow2");
+    let size = (3 << 20) + 1536;
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(size - 1024), ..CreateOptions::default() }).unwrap();
+    let mut chain = Chain::open(&base, &writable()).unwrap();
+    chain.write(size - 1024 - 700, &[0x11; 700]).unwrap();
+    chain.close().unwrap();
+
+    let options =
+        CreateOptions { virtual_size: Some(size), backing: Some((base, Format::Qcow2)), ..Default::default() };
+    Qcow2Image::create(&top, &options).unwrap();
+    let mut chain = Chain::open(&top, &writable()).unwrap();
+    chain.write(size - 1000, &[0x22; 500]).unwrap();
+    chain.write_zeroes(size - 400, 400).unwrap();
+    assert_eq!(chain.write(size - 10, &[0; 11]).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    chain.close().unwrap();
+
+    let mut expected = vec![0u8; size as usize];
+    expected[(size - 1024 - 700) as usize..(size - 1024) as usize].fill(0x11);
+    expected[(size - 1000) as usize..(size - 500) as usize].fill(0x22);
+    let mut actual = vec![0xffu8; size as usize];
+    Chain::open(&top, &OpenOptions::default()).unwrap().read(0, &mut actual).unwrap();
+    assert!(actual == expected, "the last, partial cluster reads back");
+
+    assert_check_clean(&top);
+    let model = dir.join("model.raw");
+    std::fs::write(&model, &expected).unwrap();
+    assert_compare_identical(&top, "qcow2", &model, "raw");
+}

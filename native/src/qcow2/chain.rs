@@ -81,7 +81,7 @@ impl Layer {
 }
 
 pub struct Chain {
-    /// `layers[0]` is the top image; each next one is the backing file of
+    /// `layers[0]` is the top image, and each next one is the backing file of
     /// the one before.
     pub(super) layers: Vec<Layer>,
     pub(super) writable: bool,
