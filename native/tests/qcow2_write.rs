@@ -189,3 +189,23 @@ fn partial_last_cluster_reads_and_writes() {
     std::fs::write(&model, &expected).unwrap();
     assert_compare_identical(&top, "qcow2", &model, "raw");
 }
+
+#[test]
+fn discard_keeps_last_flushed_state() {
+    let dir = TempDir::new("discard");
+    let path = dir.join("a.qcow2");
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(4 << 20), cluster_size: 4096, backing: None }).unwrap();
+    let mut chain = Chain::open(&path, &writable()).unwrap();
+    chain.write(0, &[1; 8192]).unwrap();
+    chain.flush().unwrap();
+    chain.write(1 << 20, &[2; 8192]).unwrap();
+    chain.discard();
+
+    assert_check_clean(&path);
+    let mut chain = Chain::open(&path, &OpenOptions::default()).unwrap();
+    let mut buffer = vec![0u8; 8192];
+    chain.read(0, &mut buffer).unwrap();
+    assert!(buffer.iter().all(|&byte| byte == 1), "flushed data stays");
+    chain.read(1 << 20, &mut buffer).unwrap();
+    assert!(buffer.iter().all(|&byte| byte == 0), "unflushed data is dropped");
+}

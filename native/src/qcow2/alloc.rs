@@ -329,6 +329,12 @@ impl Qcow2Image {
         self.write_metadata(true)
     }
 
+    /// Forgets unwritten metadata, so that dropping the image writes nothing.
+    pub(super) fn discard(&mut self) {
+        self.refcounts = None;
+        self.unsynced = false;
+    }
+
     /// Flushes and closes the image. The dirty bit is never set by this
     /// engine (lazy refcounts are not used), so nothing is left to clear.
     pub fn close(mut self) -> Result<()> {

@@ -147,6 +147,14 @@ impl Chain {
         self.top_mut().flush()
     }
 
+    /// Closes the chain without writing metadata that is still in memory,
+    /// for recovery after a panic left it in an unknown state. The file
+    /// stays as consistent as after its last flush; clusters written since
+    /// may leak.
+    pub fn discard(mut self) {
+        self.top_mut().discard();
+    }
+
     /// Reads `buf.len()` bytes at `offset` of the disk seen from layer
     /// `index` down. Bytes past the layer's virtual size read as zeros, so a
     /// shorter backing file reads as zeros past its end.
