@@ -135,7 +135,10 @@ pub fn import_raw(chain: &mut Chain, source: &Path) -> Result<()> {
     for _ in 0..2 {
         empty_sender.send(vec![0u8; IMPORT_CHUNK_BYTES]).expect("the receiver is alive");
     }
-    std::thread::scope(|scope| {
+    // The closure owns the writer's ends of both channels, so an early
+    // error drops them before the scope joins the reader, which then stops
+    // instead of waiting for a buffer forever.
+    std::thread::scope(move |scope| {
         scope.spawn(move || read_chunks(&file, source, length, &empty_receiver, &full_sender));
         for message in &full_receiver {
             let (offset, chunk) = message?;
