@@ -313,3 +313,17 @@ fn image_as_own_backing_is_rejected() {
     assert_eq!(Qcow2Image::create(&path, &options).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
     assert_check_clean(&path);
 }
+
+#[test]
+fn fifo_backing_is_rejected_without_blocking() {
+    let dir = TempDir::new("reject-fifo");
+    let base = image(&dir, "base.qcow2", None);
+    let top = image(&dir, "top.qcow2", Some((base.clone(), Format::Qcow2)));
+    std::fs::remove_file(&base).unwrap();
+    run_ok("mkfifo", &[path_str(&base)]);
+
+    let name_offset = read_u64(&top, BACKING_FILE_OFFSET);
+    assert_error(&open_error(&top, &OpenOptions::default()), "ERR_QCOW2_BACKING_REJECTED", &top, name_offset);
+    let error = Chain::open(&base, &OpenOptions::default()).err().expect("a FIFO is not an image");
+    assert_eq!(error.code(), "ERR_QCOW2_INVALID_ARGUMENT");
+}

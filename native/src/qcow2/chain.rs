@@ -503,6 +503,15 @@ fn open_backing(
             });
         }
     }
+    if !std::fs::metadata(&canonical).is_ok_and(|metadata| metadata.is_file()) {
+        let reason = BackingRejection::NotRegularFile;
+        return Err(Qcow2Error::BackingRejected {
+            file: file.to_path_buf(),
+            offset: name_offset,
+            name: name.to_string(),
+            reason,
+        });
+    }
     if !seen.insert(identity(&canonical)?) {
         return Err(Qcow2Error::BackingCycle { file: file.to_path_buf(), offset: name_offset, name: name.to_string() });
     }

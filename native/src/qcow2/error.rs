@@ -17,6 +17,9 @@ pub enum BackingRejection {
     OutsideAllowedDir { resolved: PathBuf, allowed: PathBuf },
     /// The name is empty or not valid UTF-8.
     Invalid,
+    /// The path is not a regular file, such as a FIFO, which could block
+    /// the open, or a device.
+    NotRegularFile,
 }
 
 #[derive(Debug)]
@@ -133,6 +136,7 @@ impl fmt::Display for BackingRejection {
                 allowed.display()
             ),
             BackingRejection::Invalid => write!(f, "the name is empty or not valid UTF-8"),
+            BackingRejection::NotRegularFile => write!(f, "it is not a regular file"),
         }
     }
 }

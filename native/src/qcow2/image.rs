@@ -138,6 +138,11 @@ impl Qcow2Image {
     /// Opens `path` and checks its header, extensions, L1 table and
     /// refcount table. Writing needs a version 3 image without snapshots.
     pub fn open(path: &Path, writable: bool) -> Result<Qcow2Image> {
+        // Opening a FIFO would block until a writer appears.
+        let metadata = std::fs::metadata(path).map_err(|error| Qcow2Error::io(path, None, error))?;
+        if !metadata.is_file() {
+            return Err(Qcow2Error::invalid(format!("{} is not a regular file", path.display())));
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
