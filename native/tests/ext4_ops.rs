@@ -36,9 +36,13 @@ fn xattrs_and_acls_round_trip() {
     assert_fsck_clean(&image);
 
     let listing = debugfs(&image, "ea_list /ping");
-    assert!(listing.contains("user.small") && listing.contains("trusted.big") && listing.contains("security.capability"), "{listing}");
+    for name in ["user.small", "trusted.big", "security.capability"] {
+        assert!(listing.contains(name), "{name} missing from {listing}");
+    }
     let listing = debugfs(&image, "ea_list /shared");
-    assert!(listing.contains("system.posix_acl_access") && listing.contains("system.posix_acl_default"), "{listing}");
+    for name in ["system.posix_acl_access", "system.posix_acl_default"] {
+        assert!(listing.contains(name), "{name} missing from {listing}");
+    }
 
     let mut fs = open_file(&image);
     let xattrs = fs.xattrs(b"shared").unwrap();

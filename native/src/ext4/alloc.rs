@@ -12,7 +12,7 @@ use super::error::{Ext4Error, Result};
 use super::fs::Filesystem;
 use super::group_desc::{FLAG_BLOCK_UNINIT, FLAG_INODE_UNINIT};
 
-/// Where the next search starts; cloned into the undo log.
+/// Search positions of the allocator, cloned into the undo log.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AllocState {
     /// Next block to try, or `None` before the first allocation.
@@ -35,9 +35,9 @@ impl Filesystem {
         (self.options.cluster_size / self.block_size as u64).max(1)
     }
 
-    /// Returns the block bitmap of `group`; for an uninitialised group the
-    /// bitmap it implies (its superblock backup and the padding past the
-    /// end of a short last group).
+    /// Returns the block bitmap of `group`. For an uninitialised group this
+    /// is the bitmap it implies: its superblock backup, any metadata placed
+    /// in it, and the padding past the end of a short last group.
     pub(crate) fn block_bitmap(&mut self, group: u32) -> Result<Vec<u8>> {
         let desc = self.groups[group as usize];
         if desc.flags & FLAG_BLOCK_UNINIT == 0 {

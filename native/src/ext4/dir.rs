@@ -16,7 +16,7 @@ use super::leaf;
 use super::superblock::FLAG_UNSIGNED_HASH;
 use super::tree::push_extent;
 
-/// Where a hash leads in an htree: the root, the node (if any), and the leaf.
+/// The index path a hash follows in an htree: the root, the node (if any), and the leaf.
 struct DxPath {
     root: DxRoot,
     /// Position of the followed entry in the root.

@@ -43,7 +43,7 @@ impl Ext4Error {
         Ext4Error::Corrupt { message: message.into(), offset }
     }
 
-    /// The stable code JavaScript sees.
+    /// Returns the stable code that JavaScript receives as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
             Ext4Error::NameTooLong { .. } => "ERR_EXT4_NAME_TOO_LONG",
@@ -64,7 +64,7 @@ impl Ext4Error {
         }
     }
 
-    /// The path inside the filesystem that the error is about, if any.
+    /// Returns the path inside the filesystem that the error is about, if any.
     pub fn path(&self) -> Option<&str> {
         match self {
             Ext4Error::NameTooLong { path, .. }

@@ -274,9 +274,8 @@ impl Filesystem {
         self.encode_group_descs()?;
         self.encode_superblock()?;
 
-        // Every block is written in ascending order; a crash before the
-        // final flush leaves the lower layers untouched, since writes land
-        // in this layer's file only.
+        // Blocks go out in ascending order, so each cluster of the layer
+        // file is written once. Nothing is durable until the flush.
         self.cache.flush(self.device.as_mut())?;
         self.device.flush()?;
         Ok(())
@@ -343,35 +342,44 @@ fn check_supported(sb: &Superblock, raw: &[u8], device_size: u64) -> Result<()> 
     if sb.has_metadata_csum() && !superblock::verify_checksum(raw) {
         return Err(Ext4Error::corrupt("superblock checksum does not match", Some(SUPERBLOCK_OFFSET + superblock::CHECKSUM as u64)));
     }
+
     if sb.block_size() != 4096 {
         return unsupported(format!("block size {} (only 4096 is supported)", sb.block_size()));
     }
+
     if sb.inode_size as usize != INODE_SIZE {
         return unsupported(format!("inode size {} (only 256 is supported)", sb.inode_size));
     }
+
     let incompat = sb.feature_incompat & !superblock::INCOMPAT_SUPPORTED;
     if incompat != 0 {
         let hint = if incompat & superblock::INCOMPAT_RECOVER != 0 { "; the journal needs recovery, run e2fsck first" } else { "" };
         return unsupported(format!("incompatible features {incompat:#x}{hint}"));
     }
+
     let ro_compat = sb.feature_ro_compat & !superblock::RO_COMPAT_SUPPORTED;
     if ro_compat != 0 {
         return unsupported(format!("read-only-compatible features {ro_compat:#x}"));
     }
+
     if sb.feature_compat & superblock::COMPAT_RESIZE_INODE != 0 {
         return unsupported("the resize_inode feature".into());
     }
+
     if sb.feature_incompat & superblock::INCOMPAT_64BIT == 0 || sb.desc_size as usize != group_desc::DESC_SIZE {
         return unsupported("group descriptors other than 64-byte (64bit)".into());
     }
+
     if sb.blocks_per_group as u64 != sb.block_size() * 8 || sb.inodes_per_group == 0 || sb.inodes_per_group as u64 > sb.block_size() * 8 {
         return Err(Ext4Error::corrupt("blocks or inodes per group are out of range", Some(SUPERBLOCK_OFFSET)));
     }
+
     if sb.blocks_count * sb.block_size() > device_size {
         return Err(Ext4Error::corrupt(
             format!("filesystem has {} blocks but the device holds {device_size} bytes", sb.blocks_count),
             Some(SUPERBLOCK_OFFSET + superblock::BLOCKS_COUNT_LO as u64),
         ));
     }
+
     Ok(())
 }

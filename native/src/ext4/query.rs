@@ -8,7 +8,7 @@ use super::inode::*;
 use super::ops::decode_device;
 use super::path::display;
 
-/// What `lstat` reports about an entry.
+/// Metadata of one entry, as `lstat` returns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
     pub ino: u32,

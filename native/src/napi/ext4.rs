@@ -40,9 +40,9 @@ pub const EXPORTS: &[(&str, Export)] = &[
     ("ext4ReadFile", read_file),
 ];
 
-/// Bytes of the packed attributes Buffer, all little-endian:
-/// mode u32 at 0, uid u32 at 4, gid u32 at 8, 4 reserved bytes, then
-/// atime, mtime and ctime seconds as i64 at 16, 24 and 32, and their
+/// Bytes of the packed attributes Buffer. All fields are little-endian:
+/// mode, uid and gid as u32 at 0, 4 and 8, then 4 reserved bytes. Then
+/// come atime, mtime and ctime seconds as i64 at 16, 24 and 32, and their
 /// nanoseconds as u32 at 40, 44 and 48, then 4 reserved bytes.
 pub const ATTRS_SIZE: usize = 56;
 
