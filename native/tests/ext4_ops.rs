@@ -237,3 +237,23 @@ fn empty_hole_keeps_partial_block() {
     drop(fs);
     assert_fsck_clean(&image);
 }
+
+#[test]
+fn symlinks_resolve_inside_image() {
+    let scratch = Scratch::new("resolve");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 64 << 20);
+    fs.mkdir(b"usr", &attrs(0o755)).unwrap();
+    fs.mkdir(b"usr/lib", &attrs(0o755)).unwrap();
+    fs.symlink(b"lib", b"usr/lib", &attrs(0)).unwrap();
+    fs.symlink(b"usr/lib64", b"/lib/../../../usr/lib", &attrs(0)).unwrap();
+    fs.symlink(b"loop", b"loop", &attrs(0)).unwrap();
+    fs.write_whole_file(b"file", &attrs(0o644), b"x").unwrap();
+
+    assert_eq!(fs.resolve_symlinks(b"lib/x.so").unwrap(), b"usr/lib/x.so");
+    assert_eq!(fs.resolve_symlinks(b"/usr/lib64/new/deeper").unwrap(), b"usr/lib/new/deeper");
+    assert_eq!(fs.resolve_symlinks(b"lib").unwrap(), b"usr/lib");
+    assert_eq!(fs.resolve_symlinks(b"../../etc").unwrap(), b"etc");
+    assert!(matches!(fs.resolve_symlinks(b"loop/x"), Err(Ext4Error::InvalidArgument { .. })));
+    assert!(matches!(fs.resolve_symlinks(b"file/x"), Err(Ext4Error::NotADirectory { .. })));
+}

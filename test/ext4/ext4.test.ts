@@ -49,6 +49,7 @@ describe("Ext4Filesystem", () => {
     expect(fs.readDir("/").map((entry) => entry.name.toString("latin1"))).toContain("n\xff\x01");
     expect(fs.xattrs("etc/hostname")).toEqual([{ name: Buffer.from("user.origin"), value: Buffer.from("test") }]);
     expect(fs.lstat("missing")).toBeNull();
+    expect(fs.resolveSymlinks("link").toString()).toBe("etc/hostname");
     fs.close();
 
     const result = fsck(image);

@@ -38,6 +38,7 @@ pub const EXPORTS: &[(&str, Export)] = &[
     ("ext4Lstat", lstat),
     ("ext4ReadDir", read_dir),
     ("ext4ReadFile", read_file),
+    ("ext4ResolveSymlinks", resolve_symlinks),
 ];
 
 /// Bytes of the packed attributes Buffer. All fields are little-endian:
@@ -294,4 +295,9 @@ fn read_dir(context: &CallContext) -> Result<Reply, ErrorReport> {
 fn read_file(context: &CallContext) -> Result<Reply, ErrorReport> {
     let path = context.bytes(1)?;
     value(Value::Buffer(with_fs(context, |fs| fs.read_file(&path))?))
+}
+
+fn resolve_symlinks(context: &CallContext) -> Result<Reply, ErrorReport> {
+    let path = context.bytes(1)?;
+    value(Value::Buffer(with_fs(context, |fs| fs.resolve_symlinks(&path))?))
 }
