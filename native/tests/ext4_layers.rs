@@ -59,6 +59,12 @@ fn new_layer_data_avoids_lower_clusters() {
     let text = debugfs(&image, "blocks /usr/bin/new");
     let first: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(first % 16, 0, "new data starts on a 64 KiB cluster boundary");
+
+    // The new inode opens a fresh cluster of the inode table too.
+    let text = debugfs(&image, "imap /usr/bin/new");
+    let block: u64 = field_after(&text, "located at block ").trim_end_matches(',').parse().unwrap();
+    let offset = u64::from_str_radix(field_after(&text, "offset 0x"), 16).unwrap();
+    assert_eq!((block * 4096 + offset) % (64 * 1024), 0, "{text}");
     assert_eq!(fs.read_file(b"usr/bin/new").unwrap(), vec![0x5A; 20_000]);
     assert_fsck_clean(&image);
 }
@@ -166,4 +172,10 @@ fn full_filesystem_keeps_nothing() {
     assert_eq!(fs.superblock().free_blocks_count, free_before - 1);
     drop(fs);
     assert_fsck_clean(&image);
+}
+
+/// Returns the word after `label` in debugfs output.
+fn field_after<'a>(text: &'a str, label: &str) -> &'a str {
+    let at = text.find(label).unwrap_or_else(|| panic!("no {label:?} in {text}")) + label.len();
+    text[at..].split_whitespace().next().unwrap()
 }

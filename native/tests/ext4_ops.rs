@@ -257,3 +257,25 @@ fn symlinks_resolve_inside_image() {
     assert!(matches!(fs.resolve_symlinks(b"loop/x"), Err(Ext4Error::InvalidArgument { .. })));
     assert!(matches!(fs.resolve_symlinks(b"file/x"), Err(Ext4Error::NotADirectory { .. })));
 }
+
+#[test]
+fn fragmented_directory_grows_in_place() {
+    let scratch = Scratch::new("fragmented-dir");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 256 << 20);
+    fs.mkdir(b"d", &attrs(0o755)).unwrap();
+    for round in 0..8 {
+        // Each round adds directory blocks, then file data right after them.
+        for i in 0..60 {
+            let name = format!("d/{round}-{i}-{}", "x".repeat(200));
+            fs.mknod(name.as_bytes(), layerdisk_native::ext4::SpecialKind::Fifo, &attrs(0o644)).unwrap();
+        }
+        fs.write_whole_file(format!("data{round}").as_bytes(), &attrs(0o644), &vec![1; 40_000]).unwrap();
+    }
+    fs.commit().unwrap();
+    assert_eq!(fs.read_dir(b"d").unwrap().len(), 480);
+    drop(fs);
+    assert_fsck_clean(&image);
+    let text = debugfs(&image, "stat /d");
+    assert!(text.contains("(ETB0)"), "expected an extent index block:\n{text}");
+}

@@ -94,9 +94,11 @@ impl Filesystem {
     fn dir_append_block(&mut self, ino: u32, inode: &mut Inode) -> Result<(u32, u64)> {
         let logical = self.dir_block_count(inode);
         let (physical, _) = self.allocate_blocks(1)?;
-        let mut extents = self.read_extents(ino, inode)?;
-        push_extent(&mut extents, logical, physical, 1);
-        self.write_extents(ino, inode, &extents)?;
+        if !self.extend_last_extent(ino, inode, physical)? {
+            let mut extents = self.read_extents(ino, inode)?;
+            push_extent(&mut extents, logical, physical, 1);
+            self.write_extents(ino, inode, &extents)?;
+        }
         inode.size += self.block_size as u64;
         self.cache.write_new(physical);
         Ok((logical, physical))

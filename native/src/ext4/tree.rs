@@ -119,6 +119,41 @@ impl Filesystem {
         Ok((indexes, used))
     }
 
+    /// Appends block `physical` to the file's last extent in place when it
+    /// continues that extent, so only the rightmost leaf changes. Returns
+    /// `false` when the tree must be rebuilt instead.
+    pub(crate) fn extend_last_extent(&mut self, ino: u32, inode: &mut Inode, physical: u64) -> Result<bool> {
+        if inode.flags & FLAG_EXTENTS == 0 {
+            return Ok(false);
+        }
+        let mut node = Node::decode(&inode.block, 0)?;
+        let mut leaf_block = None;
+        while let Entries::Interior(indexes) = &node.entries {
+            let Some(last) = indexes.last() else { return Ok(false) };
+            let child = last.child;
+            node = self.read_node(ino, inode, child, node.depth - 1)?;
+            leaf_block = Some(child);
+        }
+        let Entries::Leaf(extents) = &mut node.entries else { unreachable!("the loop stops at a leaf") };
+        let Some(last) = extents.last_mut() else { return Ok(false) };
+        if last.physical + last.len as u64 != physical || last.len as u32 >= extent::MAX_LEN {
+            return Ok(false);
+        }
+        last.len += 1;
+
+        match leaf_block {
+            None => node.encode(&mut inode.block),
+            Some(block) => {
+                let seed = self.inode_seed(ino, inode);
+                let data = self.write_block(block)?;
+                node.encode(data);
+                extent::set_checksum(data, seed);
+            }
+        }
+        inode.blocks += self.block_size as u64 / 512;
+        Ok(true)
+    }
+
     /// Frees the data, tree and attribute blocks of an inode being deleted.
     pub(crate) fn free_inode_storage(&mut self, ino: u32, inode: &Inode) -> Result<()> {
         for extent in self.read_extents(ino, inode)? {
