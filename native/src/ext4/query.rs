@@ -80,6 +80,10 @@ impl Filesystem {
         let bs = self.block_size as u64;
         let mut data = vec![0u8; inode.size as usize];
         for extent in self.read_extents(ino, &inode)? {
+            // A length above 32768 marks an unwritten extent, which reads as zeros.
+            if extent.len as u32 > super::extent::MAX_LEN {
+                continue;
+            }
             let start = extent.logical as u64 * bs;
             if start >= inode.size {
                 continue;
