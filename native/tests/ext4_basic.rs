@@ -96,3 +96,36 @@ fn corrupt_directory_block_is_reported() {
     assert_eq!(report.code, "ERR_EXT4_CORRUPT");
     assert_eq!(report.offset, Some(block * 4096));
 }
+
+#[test]
+fn mke2fs_image_accepts_a_layer() {
+    let scratch = Scratch::new("mke2fs");
+    let image = scratch.path("fs.img");
+    let tree = scratch.path("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/os-release"), "ID=test\n").unwrap();
+    for i in 0..400 {
+        std::fs::write(tree.join(format!("etc/file-{i}")), format!("{i}")).unwrap();
+    }
+    let status = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&tree)
+        .arg(&image)
+        .arg("600M")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+
+    let mut fs = open_file(&image);
+    assert_eq!(fs.read_file(b"etc/os-release").unwrap(), b"ID=test\n");
+    fs.remove(b"etc/file-3").unwrap();
+    for i in 0..600 {
+        fs.write_whole_file(format!("etc/new-{i}").as_bytes(), &attrs(0o644), &vec![3; 9000]).unwrap();
+    }
+    fs.mkdir(b"var", &attrs(0o755)).unwrap();
+    fs.write_whole_file(b"var/big", &attrs(0o644), &vec![5; 300 << 20]).unwrap();
+    fs.commit().unwrap();
+    assert_eq!(fs.read_dir(b"etc").unwrap().len(), 1000);
+    drop(fs);
+    assert_fsck_clean(&image);
+}

@@ -141,10 +141,11 @@ impl Filesystem {
     }
 
     /// Blocks at the start of `group` taken by a superblock and descriptor
-    /// table backup, or 0 when the group has none.
+    /// table backup with its reserved resize blocks, or 0 when the group
+    /// has none.
     pub(crate) fn backup_blocks(&self, group: u32) -> u64 {
         if superblock::group_has_backup(group) {
-            1 + self.gdt_blocks()
+            1 + self.gdt_blocks() + self.sb.reserved_gdt_blocks()
         } else {
             0
         }
@@ -360,10 +361,6 @@ fn check_supported(sb: &Superblock, raw: &[u8], device_size: u64) -> Result<()> 
     let ro_compat = sb.feature_ro_compat & !superblock::RO_COMPAT_SUPPORTED;
     if ro_compat != 0 {
         return unsupported(format!("read-only-compatible features {ro_compat:#x}"));
-    }
-
-    if sb.feature_compat & superblock::COMPAT_RESIZE_INODE != 0 {
-        return unsupported("the resize_inode feature".into());
     }
 
     if sb.feature_incompat & superblock::INCOMPAT_64BIT == 0 || sb.desc_size as usize != group_desc::DESC_SIZE {
