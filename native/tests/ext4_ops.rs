@@ -279,3 +279,27 @@ fn fragmented_directory_grows_in_place() {
     let text = debugfs(&image, "stat /d");
     assert!(text.contains("(ETB0)"), "expected an extent index block:\n{text}");
 }
+
+#[test]
+fn subdirectory_links_past_limit() {
+    let scratch = Scratch::new("dir-nlink");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 2 << 30);
+    fs.mkdir(b"p", &attrs(0o755)).unwrap();
+    for i in 0..65_001 {
+        fs.mkdir(format!("p/{i}").as_bytes(), &attrs(0o755)).unwrap();
+    }
+    fs.commit().unwrap();
+    assert_eq!(fs.lstat(b"p").unwrap().unwrap().links, 1);
+    drop(fs);
+    assert_fsck_clean(&image);
+
+    let mut fs = open_file(&image);
+    for i in 0..10 {
+        fs.remove(format!("p/{i}").as_bytes()).unwrap();
+    }
+    fs.commit().unwrap();
+    assert_eq!(fs.lstat(b"p").unwrap().unwrap().links, 2 + 64_991);
+    drop(fs);
+    assert_fsck_clean(&image);
+}
