@@ -141,8 +141,11 @@ fn pick<T: Clone>(rng: &mut Rng, items: &[T]) -> Option<T> {
 /// Applies one random operation to both the filesystem and the model.
 fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model) {
     let dirs = model.dirs();
-    let parent = pick(rng, &dirs).unwrap();
-    let name = format!("n{}", rng.below(64)).into_bytes();
+    // Half the operations go to the root, so it grows into an htree.
+    let parent = if rng.below(2) == 0 { Vec::new() } else { pick(rng, &dirs).unwrap() };
+    // Long names fill directory blocks, so directories turn into htrees.
+    let k = rng.below(64);
+    let name = if rng.below(3) == 0 { format!("n{k}-{}", "p".repeat(150 + k as usize)) } else { format!("n{k}") }.into_bytes();
     let path = join(&parent, &name);
     let attrs = random_attrs(rng);
     let existing: Vec<Vec<u8>> = model.nodes.keys().cloned().collect();
@@ -317,7 +320,9 @@ fn field<'a>(text: &'a str, label: &str) -> &'a str {
 
 /// Checks type, mode, owner, size, links and xattr names with debugfs,
 /// and file content and symlink targets through `rdump`.
-fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
+fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) -> usize {
+    let root = debugfs(image, "stat /");
+    let mut htrees = (u32::from_str_radix(field(&root, "Flags: ").trim_start_matches("0x"), 16).unwrap() & 0x1000 != 0) as usize;
     let commands: String = model.nodes.keys().map(|p| format!("stat \"/{}\"\nea_list \"/{}\"\n", String::from_utf8_lossy(p), String::from_utf8_lossy(p))).collect();
     let script = dump.with_extension("cmds");
     std::fs::write(&script, commands).unwrap();
@@ -330,6 +335,8 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
         let stat = sections.next().unwrap();
         let ea = sections.next().unwrap();
         let kind = field(stat, "Type: ");
+        let flags = u32::from_str_radix(field(stat, "Flags: ").trim_start_matches("0x"), 16).unwrap();
+        htrees += (flags & 0x1000 != 0) as usize;
         assert!(file_type_name(node).starts_with(kind), "{shown}: debugfs type {kind}");
         let mode = u16::from_str_radix(field(stat, "Mode: "), 8).unwrap();
         let user: u32 = field(stat, "User: ").parse().unwrap_or_else(|_| field(stat, "User: ").parse::<i64>().unwrap() as u32);
@@ -366,6 +373,7 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
             _ => {}
         }
     }
+    htrees
 }
 
 #[test]
@@ -388,8 +396,8 @@ fn random_layers_match_model() {
         check_with_reader(&mut fs, &model);
         drop(fs);
         let clusters = clusters(&written.lock().unwrap(), 64 * 1024);
-        eprintln!("layer {layer}: {} entries, {clusters} clusters written", model.nodes.len());
         assert_fsck_clean(&image);
-        check_with_debugfs(&image, &model, &scratch.path("dump"));
+        let htrees = check_with_debugfs(&image, &model, &scratch.path("dump"));
+        eprintln!("layer {layer}: {} entries, {htrees} htree directories, {clusters} clusters written", model.nodes.len());
     }
 }
