@@ -318,8 +318,8 @@ fn field<'a>(text: &'a str, label: &str) -> &'a str {
     text[at..].split_whitespace().next().unwrap()
 }
 
-/// Checks type, mode, owner, size, links and xattr names with debugfs,
-/// and file content and symlink targets through `rdump`.
+/// Checks type, mode, owner, size, links and xattrs with debugfs, and
+/// file content and symlink targets through `rdump`.
 fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) -> usize {
     let root = debugfs(image, "stat /");
     let mut htrees = (u32::from_str_radix(field(&root, "Flags: ").trim_start_matches("0x"), 16).unwrap() & 0x1000 != 0) as usize;
@@ -363,6 +363,7 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) -> usize {
 
     let _ = std::fs::remove_dir_all(dump);
     std::fs::create_dir_all(dump).unwrap();
+    check_xattr_values(image, model, dump);
     let status = std::process::Command::new("debugfs").arg("-R").arg(format!("rdump / {}", dump.display())).arg(image).output().unwrap();
     assert!(status.status.success());
     for (path, node) in &model.nodes {
@@ -374,6 +375,34 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) -> usize {
         }
     }
     htrees
+}
+
+/// Checks every xattr value with `debugfs ea_get -f`, which writes the raw
+/// value to a file.
+fn check_xattr_values(image: &Path, model: &Model, dump: &Path) {
+    let mut commands = String::new();
+    let mut expected = Vec::new();
+    for (path, node) in &model.nodes {
+        let m = match node {
+            Node::Dir(m) => m,
+            Node::File(id) => &model.files[id].0,
+            _ => continue,
+        };
+        for (name, value) in &m.xattrs {
+            let out = dump.join(format!("xattr-{}", expected.len()));
+            let shown = String::from_utf8_lossy(path);
+            commands.push_str(&format!("ea_get -f {} \"/{shown}\" {}\n", out.display(), String::from_utf8_lossy(name)));
+            expected.push((out, value.clone(), format!("{shown} {}", String::from_utf8_lossy(name))));
+        }
+    }
+    let script = dump.join("xattrs.cmds");
+    std::fs::write(&script, commands).unwrap();
+    let output = std::process::Command::new("debugfs").arg("-f").arg(&script).arg(image).output().unwrap();
+    assert!(output.status.success());
+    for (out, value, what) in expected {
+        let read = std::fs::read(&out).unwrap_or_default();
+        assert!(read == value, "{what}: debugfs read {} bytes, expected {}", read.len(), value.len());
+    }
 }
 
 #[test]
