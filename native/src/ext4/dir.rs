@@ -179,9 +179,8 @@ impl Filesystem {
             if leaf::packed_size(&leaf::live_entries(data, usable, location)?) + dirent::record_size(entry.name.len()) > usable {
                 continue;
             }
-            if leaf::insert(self.write_block(block)?, usable, entry, location)? {
-                return self.seal_leaf(ino, inode, block);
-            }
+            leaf::insert_compacting(self.write_block(block)?, usable, entry, location)?;
+            return self.seal_leaf(ino, inode, block);
         }
         if self.dir_block_count(inode) == 1 && self.sb.feature_compat & super::superblock::COMPAT_DIR_INDEX != 0 {
             self.make_indexed(ino, inode)?;
@@ -319,7 +318,8 @@ impl Filesystem {
         let location = block * self.block_size as u64;
         let data = self.read_dir_data(ino, inode, block)?;
         let fits = leaf::packed_size(&leaf::live_entries(data, usable, location)?) + dirent::record_size(entry.name.len()) <= usable;
-        if fits && leaf::insert(self.write_block(block)?, usable, entry, location)? {
+        if fits {
+            leaf::insert_compacting(self.write_block(block)?, usable, entry, location)?;
             return self.seal_leaf(ino, inode, block);
         }
 
