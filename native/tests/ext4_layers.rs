@@ -17,7 +17,7 @@ fn build_lower(fs: &mut Filesystem) {
 }
 
 #[test]
-fn mode_change_writes_few_clusters() {
+fn small_layers_write_few_clusters() {
     let scratch = Scratch::new("delta");
     let image = scratch.path("fs.img");
     let mut fs = format_file(&image, 1 << 30);
@@ -35,7 +35,20 @@ fn mode_change_writes_few_clusters() {
 
     let blocks = written.lock().unwrap().clone();
     let count = clusters(&blocks, 64 * 1024);
+    eprintln!("a mode change wrote {count} clusters");
     assert!(count <= 3, "a mode change wrote {count} clusters: blocks {blocks:?}");
+    assert_fsck_clean(&image);
+
+    // Adding one small file touches the new inode and data, the bitmaps,
+    // the group descriptor, the directory block and the superblock.
+    let (device, written) = Recording::new(RawFile::open(&image, true).unwrap());
+    let mut fs = Filesystem::open(Box::new(device), OpenOptions::default()).unwrap();
+    fs.write_whole_file(b"usr/bin/added", &attrs(0o755), b"#!/bin/sh\n").unwrap();
+    fs.commit().unwrap();
+    drop(fs);
+    let count = clusters(&written.lock().unwrap(), 64 * 1024);
+    eprintln!("adding a small file wrote {count} clusters");
+    assert!(count <= 8, "adding a small file wrote {count} clusters");
     assert_fsck_clean(&image);
 }
 
