@@ -41,6 +41,8 @@ impl Filesystem {
     pub(crate) fn block_bitmap(&mut self, group: u32) -> Result<Vec<u8>> {
         let desc = self.groups[group as usize];
         if desc.flags & FLAG_BLOCK_UNINIT == 0 {
+            // NOTE: bitmap checksums are recomputed at commit but not
+            // verified here, so a corrupt lower bitmap goes unnoticed.
             return Ok(self.read_block(desc.block_bitmap)?.to_vec());
         }
         Ok(self.implied_block_bitmap(group))
