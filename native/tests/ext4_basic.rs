@@ -129,3 +129,24 @@ fn mke2fs_image_accepts_a_layer() {
     drop(fs);
     assert_fsck_clean(&image);
 }
+
+#[test]
+fn corrupt_bitmap_is_reported() {
+    let scratch = Scratch::new("corrupt-bitmap");
+    let image = scratch.path("fs.img");
+    drop(format_file(&image, 64 << 20));
+    let output = std::process::Command::new("dumpe2fs").arg(&image).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let at = text.find("Block bitmap at ").unwrap() + "Block bitmap at ".len();
+    let block: u64 = text[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[(block * 4096 + 3000) as usize] ^= 0x01;
+    std::fs::write(&image, &bytes).unwrap();
+
+    let mut fs = open_file(&image);
+    let error = fs.write_whole_file(b"f", &attrs(0o644), b"data").unwrap_err();
+    let report = layerdisk_native::report::ErrorReport::from(error);
+    assert_eq!(report.code, "ERR_EXT4_CORRUPT");
+    assert_eq!(report.offset, Some(block * 4096));
+    assert!(fs.lstat(b"f").unwrap().is_none());
+}

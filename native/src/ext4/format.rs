@@ -255,6 +255,7 @@ fn init_bitmaps(fs: &mut Filesystem) -> Result<()> {
             desc.flags &= !FLAG_BLOCK_UNINIT;
             let location = desc.block_bitmap;
             fs.cache.write_new(location).copy_from_slice(&bits);
+            fs.verified_bitmaps.insert(location);
         }
         fs.dirty_groups.insert(group);
     }

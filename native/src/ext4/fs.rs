@@ -4,7 +4,7 @@
 //! group descriptors. Each public operation runs under an undo log, so an
 //! operation that fails leaves the filesystem as it was before the call.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::alloc::AllocState;
 use super::bitmap;
@@ -51,6 +51,9 @@ pub struct Filesystem {
     pub(crate) options: OpenOptions,
     pub(crate) undo: Option<Undo>,
     pub(crate) writer: Option<FileWriter>,
+    /// Bitmap blocks checked against their descriptor checksums, or made
+    /// in this session.
+    pub(crate) verified_bitmaps: HashSet<u64>,
     /// The superblock as last read or written, to skip unchanged writes.
     written_superblock: Vec<u8>,
 }
@@ -90,6 +93,7 @@ impl Filesystem {
             options,
             undo: None,
             writer: None,
+            verified_bitmaps: HashSet::new(),
             written_superblock: Vec::new(),
             sb,
         }
