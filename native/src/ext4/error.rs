@@ -14,10 +14,7 @@ pub enum Ext4Error {
     /// A path component before the last one is not a directory.
     NotADirectory { path: String },
     NotFound { path: String },
-    AlreadyExists { path: String },
     IsADirectory { path: String },
-    /// The directory to replace or remove still has entries.
-    DirectoryNotEmpty { path: String },
     /// A new link would exceed the link limit (65,000 for files).
     TooManyLinks { path: String, links: u32 },
     /// No free block or inode is left, or a directory index is full.
@@ -50,9 +47,7 @@ impl Ext4Error {
             Ext4Error::InvalidName { .. } => "ERR_EXT4_INVALID_NAME",
             Ext4Error::NotADirectory { .. } => "ERR_EXT4_NOT_A_DIRECTORY",
             Ext4Error::NotFound { .. } => "ERR_EXT4_NOT_FOUND",
-            Ext4Error::AlreadyExists { .. } => "ERR_EXT4_EXISTS",
             Ext4Error::IsADirectory { .. } => "ERR_EXT4_IS_A_DIRECTORY",
-            Ext4Error::DirectoryNotEmpty { .. } => "ERR_EXT4_DIRECTORY_NOT_EMPTY",
             Ext4Error::TooManyLinks { .. } => "ERR_EXT4_TOO_MANY_LINKS",
             Ext4Error::NoSpace { .. } => "ERR_EXT4_NO_SPACE",
             Ext4Error::InvalidArgument { .. } => "ERR_EXT4_INVALID_ARGUMENT",
@@ -71,9 +66,7 @@ impl Ext4Error {
             | Ext4Error::InvalidName { path }
             | Ext4Error::NotADirectory { path }
             | Ext4Error::NotFound { path }
-            | Ext4Error::AlreadyExists { path }
             | Ext4Error::IsADirectory { path }
-            | Ext4Error::DirectoryNotEmpty { path }
             | Ext4Error::TooManyLinks { path, .. }
             | Ext4Error::NoSpace { path, .. }
             | Ext4Error::InvalidArgument { path, .. }
@@ -111,9 +104,7 @@ impl fmt::Display for Ext4Error {
             }
             Ext4Error::NotADirectory { path } => write!(f, "{path:?} is not a directory"),
             Ext4Error::NotFound { path } => write!(f, "{path:?} not found"),
-            Ext4Error::AlreadyExists { path } => write!(f, "{path:?} already exists"),
             Ext4Error::IsADirectory { path } => write!(f, "{path:?} is a directory"),
-            Ext4Error::DirectoryNotEmpty { path } => write!(f, "directory {path:?} is not empty"),
             Ext4Error::TooManyLinks { path, links } => {
                 write!(f, "{path:?} already has {links} links, the maximum")
             }
