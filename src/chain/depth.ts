@@ -63,18 +63,18 @@ export interface MergeRequest {
   parametersId: string;
   /** Chain IDs of all the image's layers, bottom to top. */
   chainIds: readonly string[];
-  /** Number of bottom layers that stay separate. */
-  kept: number;
+  /** Number of bottom layers that stay separate files. */
+  keptLayers: number;
 }
 
 /**
- * Returns the record of the merged file for the layers above `kept`,
+ * Returns the record of the merged file for the layers above `keptLayers`,
  * creating it once across processes under its lock. The file is written
  * under a temporary name and renamed into place, then its record follows.
  */
 export async function ensureMerged(store: Store, request: MergeRequest): Promise<MergedRecord> {
-  const { parametersId, chainIds, kept } = request;
-  const baseChainId = kept === 0 ? null : chainIds[kept - 1]!;
+  const { parametersId, chainIds, keptLayers } = request;
+  const baseChainId = keptLayers === 0 ? null : chainIds[keptLayers - 1]!;
   const topChainId = chainIds.at(-1)!;
   const key = mergedKey(baseChainId, topChainId);
 
@@ -85,12 +85,13 @@ export async function ensureMerged(store: Store, request: MergeRequest): Promise
     if (merged) return merged;
 
     const file = store.mergedFile(parametersId, key);
-    await flattenTopLayers(store.layerFile(parametersId, topChainId), file, chainIds.length - kept, kept === 0, store.layerFolder(parametersId));
+    const top = store.layerFile(parametersId, topChainId);
+    await flattenTopLayers(top, file, chainIds.length - keptLayers, keptLayers === 0, store.layerFolder(parametersId));
     const record: MergedRecord = {
       key,
       parametersId,
       baseChainId,
-      chainIds: chainIds.slice(kept),
+      chainIds: chainIds.slice(keptLayers),
       fileBytes: (await stat(file)).blocks * 512,
       createdAt: new Date().toISOString(),
     };
@@ -136,8 +137,8 @@ export async function limitChainDepth(
   layerFiles: readonly string[],
   maxDepth: number | undefined,
 ): Promise<DepthLimitedChain> {
-  const kept = keptLayerCount(chainIds.length, maxDepth);
-  if (kept === chainIds.length) return { chain: [...layerFiles] };
-  const merged = await ensureMerged(store, { parametersId, chainIds, kept });
-  return { chain: [...layerFiles.slice(0, kept), store.mergedFile(parametersId, merged.key)], mergedKey: merged.key };
+  const keptLayers = keptLayerCount(chainIds.length, maxDepth);
+  if (keptLayers === chainIds.length) return { chain: [...layerFiles] };
+  const merged = await ensureMerged(store, { parametersId, chainIds, keptLayers });
+  return { chain: [...layerFiles.slice(0, keptLayers), store.mergedFile(parametersId, merged.key)], mergedKey: merged.key };
 }

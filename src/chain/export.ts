@@ -1,7 +1,6 @@
 /**
- * Export: one standalone file from a chain, for VMMs that read no qcow2
- * backing chains (Firecracker takes raw files only, and Apple's
- * Virtualization.framework raw disk images).
+ * Export: one standalone file from a chain, for VMMs that read no qcow2,
+ * such as Firecracker and Apple's Virtualization.framework.
  */
 
 import { rm } from "node:fs/promises";

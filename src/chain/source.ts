@@ -1,8 +1,8 @@
 /**
- * Where createChain finds an image: on disk or in a registry. A pulled
- * image becomes a `ResolvedImage` whose layers point at the cached blob
- * files, so the conversion worker streams and verifies them exactly as it
- * does blobs of an OCI layout.
+ * Image sources for createChain: classification of a reference as on disk
+ * or in a registry, and the `ResolvedImage` of a pulled image. Its layers
+ * point at the cached blob files, so the conversion worker streams and
+ * verifies them exactly as it does blobs of an OCI layout.
  */
 
 import { statSync } from "node:fs";
@@ -30,7 +30,7 @@ export type ImageSource = { kind: "local"; reference: string } | { kind: "regist
  *    path (with or without a trailing `:TAG` or `@DIGEST`), is on disk.
  * 4. Anything else that parses as a registry reference (`alpine`,
  *    `localhost:5000/repo:tag`) is a registry reference.
- * 5. The rest is treated as a path, so the error says it was not found.
+ * 5. The rest is treated as a path, so the error reports it as not found.
  */
 export function classifyReference(reference: string): ImageSource {
   if (reference.startsWith(REGISTRY_PREFIX)) return { kind: "registry", reference: reference.slice(REGISTRY_PREFIX.length) };
@@ -67,8 +67,8 @@ function exists(path: string): boolean {
 /**
  * Builds the image the converter reads from a pull. Each layer's location
  * is its final blob file in the cache, which exists once the layer's
- * `ready` promise resolves; the worker checks its digest and diff ID again
- * while it streams.
+ * `ready` promise resolves. The worker checks the blob's digest and diff ID
+ * again while it streams.
  */
 export function resolvePulledImage(pulled: PulledImage): ResolvedImage {
   const config = pulled.config as ImageConfig;

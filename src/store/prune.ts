@@ -1,8 +1,8 @@
 /**
- * Removal of what nothing references: layers that no image record and no
- * live overlay needs, merged files no live overlay uses, overlay records
- * whose disk is gone, blobs no image or pull record lists, and temporary
- * files left by crashed conversions.
+ * Removal of what nothing references. That is layers that no image record
+ * and no live overlay needs, merged files no live overlay uses, and overlay
+ * records whose disk is gone. It is also blobs that no image or pull record
+ * lists, and temporary files left by crashed conversions.
  */
 
 import { readdir, rm, stat } from "node:fs/promises";

@@ -11,7 +11,7 @@ import { runProgram } from "../process/run.js";
 import { Store } from "./store.js";
 
 export interface CheckOutcome {
-  /** What was checked: a layer's chain ID, `merged KEY` or an image reference. */
+  /** Subject of the check: a layer's chain ID, `merged KEY` or an image reference. */
   subject: string;
   file: string;
   tool: "qemu-img check" | "e2fsck -fn";

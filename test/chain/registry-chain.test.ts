@@ -168,7 +168,7 @@ describe.skipIf(!existsSync(REGISTRY_BINARY))("docker-registry", () => {
     );
     started.push(secured);
 
-    // edge's listing alone takes over 30 s, so the small zstd image stands in.
+    // edge's listing alone takes over 30 s, so the small zstd image is used instead.
     const result = await createChain(`${secured.host}/multi:arm64`, {
       store: newStore(),
       fsSize: FS_SIZE,
