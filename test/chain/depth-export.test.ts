@@ -1,10 +1,12 @@
 // Chain depth limits and export, on a 30-layer image built here: the merged
 // chain and the exported files must show the same tree as the plain chain.
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { createChain, type CreateChainResult } from "../../src/chain/create.js";
@@ -18,6 +20,17 @@ import { listTreeScript } from "../image/testdata.js";
 import { e2fsck, listChain, listingDifferences, qemuImgCheck } from "./oracles.js";
 
 const LAYER_COUNT = 30;
+const execFileAsync = promisify(execFile);
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Runs the layerdisk CLI from the sources and returns its stdout. */
+async function layerdisk(args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", join(repoRoot, "src", "cli", "main.ts"), ...args], {
+    cwd: repoRoot,
+    maxBuffer: 1 << 24,
+  });
+  return stdout;
+}
 const scratch = mkdtempSync(join(tmpdir(), "layerdisk-depth-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -182,5 +195,28 @@ describe("30-layer image", () => {
     const check = qemuImgCheck(output);
     expect(check.status, check.output).toBe(0);
     expect(listChain(output)).toBe(plainTree);
+  });
+
+  it("CLI create and export use the depth limit", async () => {
+    const created = JSON.parse(
+      await layerdisk(["create", "--store", store, "--json", "--fs-size", "256M", "--max-depth", "cloud-hypervisor", reference]),
+    ) as CreateChainResult;
+    expect(created.chain).toHaveLength(9);
+
+    const output = join(scratch, "export", "cli.raw");
+    const exported = JSON.parse(await layerdisk(["export", "--store", store, "--json", "--format", "raw", created.disk, output])) as {
+      file: string;
+      format: string;
+    };
+
+    expect(exported).toMatchObject({ file: output, format: "raw" });
+    expect(listRaw(output)).toBe(plainTree);
+  }, 60_000);
+
+  it("CLI rejects an invalid depth", async () => {
+    const failure = await layerdisk(["create", "--store", store, "--max-depth", "1", reference]).catch((error: { code: number; stderr: string }) => error);
+
+    expect(failure).toMatchObject({ code: 2 });
+    expect((failure as { stderr: string }).stderr).toContain("ERR_USAGE");
   });
 });

@@ -282,6 +282,37 @@ describe("faults through createChain", () => {
     expect(listChain(result.disk)).toContain("etc/app");
   }, 60_000);
 
+  it("converts layer 1 while layer 3 downloads", async () => {
+    // The last blob is held back until the first layer is converted. If
+    // conversion waited for every download, this would never finish.
+    let releaseLast!: () => void;
+    const firstLayerDone = new Promise<void>((resolvePromise) => (releaseLast = resolvePromise));
+    const last = digests[2]!;
+    registry.hook = (_request, response, path) => {
+      if (!path.endsWith(last)) return false;
+      void firstLayerDone.then(() => response.writeHead(200, { "content-length": layers[2]!.length }).end(layers[2]));
+      return true;
+    };
+    const order: string[] = [];
+
+    const result = await createChain(`${registry.host}/faults/app:v1`, {
+      store: newStore(),
+      fsSize: FS_SIZE,
+      dockerConfig: false,
+      platform: "linux/amd64",
+      onProgress: (event) => {
+        if (event.type === "layer" && event.state === "done") {
+          order.push(`converted ${event.index}`);
+          if (event.index === 0) releaseLast();
+        }
+        if (event.type === "download" && event.layerDone) order.push(`downloaded ${event.layerIndex}`);
+      },
+    });
+
+    expect(result.chain).toHaveLength(3);
+    expect(order.indexOf("converted 0")).toBeLessThan(order.indexOf("downloaded 2"));
+  }, 60_000);
+
   it("wrong-digest blob leaves nothing behind", async () => {
     const store = newStore();
     const digest = digests[1]!;
