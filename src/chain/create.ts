@@ -6,7 +6,7 @@
 import { LayerdiskError } from "../errors.js";
 import type { ResolvedImage } from "../image/types.js";
 import { withSharedFileLock } from "../store/lock.js";
-import { conversionParameters, parametersId as computeParametersId } from "../store/parameters.js";
+import { conversionParameters, parametersId as computeParametersId, type ConversionParameters } from "../store/parameters.js";
 import { STORE_USE_LOCK } from "../store/prune.js";
 import type { ImageRecord } from "../store/records.js";
 import { Store } from "../store/store.js";
@@ -135,7 +135,7 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
  */
 async function convertLayers(
   store: Store,
-  parameters: ReturnType<typeof conversionParameters>,
+  parameters: ConversionParameters,
   parametersId: string,
   opened: OpenedImage,
   options: CreateChainOptions,
