@@ -220,6 +220,14 @@ describe.skipIf(!existsSync(REGISTRY_BINARY))("docker-registry", () => {
     const events: ChainProgress[] = [];
     await createChain(`${open.host}/edge:latest`, { store, fsSize: FS_SIZE, dockerConfig: false, platform: "linux/amd64", onProgress: (event) => events.push(event) });
     expect(events.filter((event) => event.type === "download").every((event) => event.cached)).toBe(true);
+
+    // Removing the pull and the image records lets prune free the blobs.
+    await execFileAsync(process.execPath, ["--import", "tsx", cli, "rm", "--store", store, `${open.host}/edge:latest`], { cwd: repoRoot });
+    const storeHandle = await new Store(store).open();
+    expect(await storeHandle.listPulls()).toEqual([]);
+    for (const overlay of await storeHandle.listOverlays()) rmSync(overlay.disk);
+    const freed = await prune(storeHandle);
+    expect(freed.removedBlobs).toEqual(expect.arrayContaining(record.layerDigests));
   }, 60_000);
 
   it("missing tag fails with the reference", async () => {
