@@ -2,9 +2,10 @@
 
 import { createChain } from "../chain/create.js";
 import { resolveMaxDepth, type MaxDepthPreset } from "../chain/depth.js";
+import { classifyReference } from "../chain/source.js";
 import type { Store } from "../store/store.js";
 import { parseSize, UsageError } from "./args.js";
-import { progressRenderer } from "./progress.js";
+import { lineRenderer, progressRenderer } from "./progress.js";
 import { pullProgressWriter } from "./pull-command.js";
 import type { CommandOutput } from "./store-commands.js";
 
@@ -36,7 +37,9 @@ export async function createCommand(
   signal: AbortSignal,
 ): Promise<number> {
   // Progress goes to stderr, so stdout carries only the result (or JSON).
-  const renderer = progressRenderer(process.stderr);
+  // Download lines would break the redrawn bars, so a pull uses plain lines.
+  const pulls = classifyReference(reference).kind === "registry";
+  const renderer = pulls ? lineRenderer(process.stderr) : progressRenderer(process.stderr);
   const downloads = pullProgressWriter(process.stderr);
   const result = await createChain(reference, {
     store,
