@@ -321,6 +321,34 @@ describe("faults through createChain", () => {
     expect(order.indexOf("converted 0")).toBeLessThan(order.indexOf("downloaded 2"));
   }, 60_000);
 
+  it("abort during a pull leaves nothing behind", async () => {
+    const store = newStore();
+    const last = digests[2]!;
+    // The last blob never arrives, so the pull is still running at the abort.
+    registry.hook = (_request, response, path) => {
+      if (!path.endsWith(last)) return false;
+      response.writeHead(200, { "content-length": layers[2]!.length });
+      return true;
+    };
+    const controller = new AbortController();
+
+    const error = (await createChain(`${registry.host}/faults/app:v1`, {
+      store,
+      fsSize: FS_SIZE,
+      dockerConfig: false,
+      platform: "linux/amd64",
+      signal: controller.signal,
+      onProgress: (event) => {
+        if (event.type === "layer" && event.index === 1 && event.state === "done") controller.abort();
+      },
+    }).catch((caught: unknown) => caught)) as LayerdiskError;
+
+    expect(error.code).toBe("ERR_REGISTRY_ABORTED");
+    expect(await leftovers(store)).toEqual([]);
+    expect(existsSync(join(store, "blobs", "sha256", last.slice(7)))).toBe(false);
+    expect(readdirSync(join(store, "overlays"))).toEqual([]);
+  }, 60_000);
+
   it("wrong-digest blob leaves nothing behind", async () => {
     const store = newStore();
     const digest = digests[1]!;
@@ -359,6 +387,7 @@ describe("faults through createChain", () => {
 
     expect(error.code).toBe("ERR_REGISTRY_NOT_FOUND");
     expect(error.digest).toBe(digest);
+    expect(error.message).toContain(digest);
     expect(error.message).toContain(`${registry.host}/faults/app:v1`);
     expect(await leftovers(store)).toEqual([]);
     expect(listFiles(join(store, "layers"))).toEqual([]);
