@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createChain, type CreateChainResult } from "../../src/chain/create.js";
 import { keptLayerCount, resolveMaxDepth } from "../../src/chain/depth.js";
 import { exportChain } from "../../src/chain/export.js";
+import { resetOverlay } from "../../src/chain/overlay.js";
 import { prune } from "../../src/store/prune.js";
 import { Store } from "../../src/store/store.js";
 import { verifyStore } from "../../src/store/verify.js";
@@ -211,6 +212,24 @@ describe("30-layer image", () => {
 
     expect(exported).toMatchObject({ file: output, format: "raw" });
     expect(listRaw(output)).toBe(plainTree);
+  }, 60_000);
+
+  it("reset keeps a merged backing file", async () => {
+    const merged = await createChain(reference, { store, fsSize: 256 * 1024 ** 2, maxDepth: 10 });
+
+    await resetOverlay(await new Store(store).open(), merged.overlayId);
+
+    expect(resolve(String(qemuImgInfo(merged.disk)["full-backing-filename"]))).toBe(merged.chain.at(-1));
+    expect(listChain(merged.disk)).toBe(plainTree);
+  });
+
+  it("CLI exports a store image by reference", async () => {
+    const output = join(scratch, "export", "by-reference.qcow2");
+
+    await layerdisk(["export", "--store", store, "--format", "qcow2", reference, output]);
+
+    expect(qemuImgInfo(output)["backing-filename"]).toBeUndefined();
+    expect(listChain(output)).toBe(plainTree);
   }, 60_000);
 
   it("CLI rejects an invalid depth", async () => {
