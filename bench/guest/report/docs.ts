@@ -70,14 +70,15 @@ export function updateGuestSection(page: string, result: GuestBenchResult): stri
 }
 
 /**
- * Stores a run: JSON under the cache directory, and a committed copy of the
- * JSON, the SVG chart and the markdown section under `repoRoot/docs`.
- * Returns the cache path of the JSON.
+ * Stores a run as JSON under the cache directory and returns its path. With
+ * `updateDocs`, also writes the committed copy of the JSON, the SVG chart
+ * and the markdown section under `repoRoot/docs`.
  */
-export async function recordGuestBench(result: GuestBenchResult, repoRoot: string): Promise<string> {
+export async function recordGuestBench(result: GuestBenchResult, repoRoot: string, updateDocs: boolean): Promise<string> {
   const json = `${JSON.stringify(result, null, 2)}\n`;
   const cached = path.join(await cacheSubdir("results"), `guest-${result.date.replaceAll(":", "-")}.json`);
   await writeFile(cached, json);
+  if (!updateDocs) return cached;
 
   await mkdir(path.join(repoRoot, "docs/benchmarks"), { recursive: true });
   await writeFile(path.join(repoRoot, DOCS_JSON), json);
