@@ -34,8 +34,9 @@ async function runGuestSuite(context: SuiteContext): Promise<void> {
     context.values.render !== undefined
       ? await readGuestBenchResult(context.values.render)
       : await runGuestBenchmark({ quick: context.quick, chainTop: context.values["chain-top"], command: context.command, log });
-  // A quick run leaves the committed record of the last full run alone.
-  const updateDocs = !result.quick;
+  // A quick run leaves the committed record of the last full run alone,
+  // unless it is rendered on purpose with --render.
+  const updateDocs = context.values.render !== undefined || !result.quick;
   const cached = await recordGuestBench(result, repoRoot, updateDocs);
   console.log(renderTable(result));
   log(`guest bench: results in ${cached}${updateDocs ? " and docs/benchmarks.md" : "; docs/ is updated only by a full run"}`);
