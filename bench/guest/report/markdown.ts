@@ -46,6 +46,6 @@ export function renderConditions(result: GuestBenchResult): string {
     `- Accelerator: ${accelerator.accel.toUpperCase()} (${accelerator.reason}).`,
     `- Guest: ${guest.kernelPackage}, ${guest.cpus} vCPUs, ${guest.memoryMiB} MiB, Python ${guest.python}.`,
     `- Image: ${result.image}.`,
-    `- Method: each mode boots ${result.rounds === 1 ? "once" : `${result.rounds} times, in rotated order`}, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The table shows the median of all ${result.rounds * result.repetitions} samples per workload.`,
+    `- Method: each mode boots ${result.rounds === 1 ? "once" : `${result.rounds} times, in rotated order`}, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The tables show the median and the fastest of all ${result.rounds * result.repetitions} samples per workload.`,
   ].join("\n");
 }
