@@ -5,7 +5,7 @@ import path from "node:path";
 
 import { cacheKey, cacheSubdir } from "./cache.js";
 import { execTool } from "./exec.js";
-import { kernelImage, type GuestKernel } from "./kernel.js";
+import { GUEST_KERNEL_CMDLINE, kernelImage, type GuestKernel } from "./kernel.js";
 import { QEMU_PATH, readReport, runQemu, type Accelerator } from "./qemu.js";
 import { buildBaseInitramfs, writeInitrd } from "./initramfs.js";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -28,7 +28,7 @@ async function probeKvm(kernel: GuestKernel): Promise<boolean> {
     const initrd = path.join(workDir, "initrd.cpio");
     await writeInitrd(await buildBaseInitramfs(kernel), { command: "echo probe", env: { ROOT_TYPE: "none" } }, initrd);
     const resultFile = path.join(workDir, "result.bin");
-    const args = ["-kernel", kernelImage(kernel), "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet"];
+    const args = ["-kernel", kernelImage(kernel), "-initrd", initrd, "-append", GUEST_KERNEL_CMDLINE];
     await runQemu({ args, accel: "kvm", resultFile, timeoutMs: PROBE_TIMEOUT_MS, memoryMiB: 256, cpus: 1 });
     const report = await readReport(resultFile);
     return report?.status === "ok" && report.stdout.trim() === "probe";

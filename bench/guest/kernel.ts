@@ -102,6 +102,9 @@ export async function fetchKernel(): Promise<GuestKernel> {
   return readCachedKernel(dir);
 }
 
+/** Kernel command line: console on the first serial port, and power off instead of hanging on a panic (with -no-reboot). */
+export const GUEST_KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
+
 /**
  * Picks the ELF kernel (PVH boot) when one was extracted, because it boots
  * several seconds faster under TCG. LAYERDISK_GUEST_PVH=0 forces the bzImage.
