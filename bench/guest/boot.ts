@@ -6,7 +6,7 @@ import { detectAccelerator } from "./accel.js";
 import { blockdevArgs, readBackingChain } from "./blockdev.js";
 import { GuestError } from "./errors.js";
 import { buildBaseInitramfs, writeInitrd, type GuestJob } from "./initramfs.js";
-import { fetchKernel, type GuestKernel } from "./kernel.js";
+import { fetchKernel, GUEST_KERNEL_CMDLINE, kernelImage, type GuestKernel } from "./kernel.js";
 import { readReport, runQemu, type Accelerator } from "./qemu.js";
 import { startVirtiofsd, type VirtiofsCache, type VirtiofsDaemon } from "./virtiofsd.js";
 
@@ -56,7 +56,6 @@ export interface BootResult {
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 const VIRTIOFS_TAG = "rootfs";
-const KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
 
 function rootEnv(options: BootOptions): Record<string, string> {
   const mode = options.readOnly === true ? "ro" : "rw";
@@ -103,7 +102,7 @@ export async function bootGuest(options: BootOptions): Promise<BootResult> {
     const initrd = path.join(workDir, "initrd.cpio");
     await writeInitrd(baseInitramfs, job, initrd);
 
-    const args = ["-kernel", kernel.vmlinuz, "-initrd", initrd, "-append", KERNEL_CMDLINE];
+    const args = ["-kernel", kernelImage(kernel), "-initrd", initrd, "-append", GUEST_KERNEL_CMDLINE];
     if (options.disk !== undefined) args.push(...(await diskArgs(options.disk, options.readOnly === true)));
     if (options.diskArgs !== undefined) args.push(...options.diskArgs);
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
