@@ -5,7 +5,7 @@
  * verifies them exactly as it does blobs of an OCI layout.
  */
 
-import { statSync } from "node:fs";
+import { existsSync } from "node:fs";
 
 import { ImageError } from "../errors.js";
 import { chainIds, checkDigest } from "../image/digest.js";
@@ -43,7 +43,7 @@ function namesLocalPath(reference: string): boolean {
   const withoutDigest = reference.replace(/@[a-z0-9]+:[a-f0-9]+$/, "");
   const colon = withoutDigest.lastIndexOf(":");
   const candidates = [reference, withoutDigest, colon > 0 ? withoutDigest.slice(0, colon) : withoutDigest];
-  return candidates.some(exists);
+  return candidates.some((path) => existsSync(path));
 }
 
 function parsesAsRegistryReference(reference: string): boolean {
@@ -55,14 +55,6 @@ function parsesAsRegistryReference(reference: string): boolean {
   }
 }
 
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Builds the image the converter reads from a pull. Each layer's location
