@@ -7,6 +7,10 @@
  * --suite NAME   run only this suite (repeatable); default: all suites
  * --chain-top F  guest suite: measure the qcow2 chain whose top is F
  * --render F     guest suite: rewrite the docs from a stored JSON result, without booting
+ *
+ * A full run of the guest suite rewrites its section of docs/benchmarks.md
+ * and the files under docs/benchmarks/. A quick run only prints its table
+ * and stores JSON under the cache directory.
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +20,7 @@ import { runConvertBenchmark } from "./convert/bench.js";
 import { recordConvertBench, renderConvertBench } from "./convert/report.js";
 import { readGuestBenchResult, runGuestBenchmark } from "./guest/bench.js";
 import { recordGuestBench } from "./guest/report/docs.js";
+import { renderTable } from "./guest/report/markdown.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -31,8 +36,12 @@ async function runGuestSuite(context: SuiteContext): Promise<void> {
     context.values.render !== undefined
       ? await readGuestBenchResult(context.values.render)
       : await runGuestBenchmark({ quick: context.quick, chainTop: context.values["chain-top"], command: context.command, log });
-  const cached = await recordGuestBench(result, repoRoot);
-  log(`guest bench: results in ${cached} and docs/benchmarks.md`);
+  // A quick run leaves the committed record of the last full run alone,
+  // unless it is rendered on purpose with --render.
+  const updateDocs = context.values.render !== undefined || !result.quick;
+  const cached = await recordGuestBench(result, repoRoot, updateDocs);
+  console.log(renderTable(result));
+  log(`guest bench: results in ${cached}${updateDocs ? " and docs/benchmarks.md" : "; docs/ is updated only by a full run"}`);
 }
 
 async function runConvertSuite(context: SuiteContext): Promise<void> {

@@ -8,21 +8,26 @@ packages=(
   qemu-utils e2fsprogs fuse3
   qemu-system-x86 busybox-static
   umoci skopeo debootstrap docker-registry apache2-utils openssl
-  zstd attr acl libcap2-bin libarchive-tools
+  zstd xz-utils attr acl libcap2-bin libarchive-tools
 )
 
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-if ((${#missing[@]} == 0)); then
+
+if [[ $(id -u) -ne 0 ]]; then
+  if ((${#missing[@]} > 0)); then
+    echo "install-system-deps: missing Debian packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
   exit 0
 fi
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "install-system-deps: missing Debian packages: ${missing[*]}; run this script as root" >&2
-  exit 1
-fi
+# The package lists are refreshed even when nothing is missing, because the
+# guest tests fetch the kernel package with apt-get download.
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} > 0)); then
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

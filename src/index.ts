@@ -19,6 +19,15 @@ export { createChain } from "./chain/create.js";
 export type { CreateChainOptions, CreateChainResult } from "./chain/create.js";
 export type { ChainProgress, ChainResult, LayerState } from "./chain/types.js";
 export { createOverlay, resetOverlay, deleteOverlay } from "./chain/overlay.js";
+export { exportChain } from "./chain/export.js";
+export type { ExportOptions } from "./chain/export.js";
+export { pullToStore } from "./chain/pull.js";
+export type { PullToStoreOptions } from "./chain/pull.js";
+export type { RegistryOptions } from "./chain/open-image.js";
+export { classifyReference, REGISTRY_PREFIX } from "./chain/source.js";
+export type { ImageSource } from "./chain/source.js";
+export { MAX_DEPTH_PRESETS, resolveMaxDepth } from "./chain/depth.js";
+export type { MaxDepthPreset } from "./chain/depth.js";
 export { vmmRecipes, ROOT_KERNEL_OPTIONS } from "./vmm/recipes.js";
 export type { VmmRecipes } from "./vmm/recipes.js";
 
@@ -28,7 +37,7 @@ export { prune } from "./store/prune.js";
 export type { PruneResult } from "./store/prune.js";
 export { verifyStore } from "./store/verify.js";
 export type { CheckOutcome, VerifyResult } from "./store/verify.js";
-export type { ImageRecord, LayerRecord, OverlayRecord } from "./store/records.js";
+export type { ImageRecord, LayerRecord, MergedRecord, OverlayRecord, PullRecord } from "./store/records.js";
 
 export { Qcow2Chain, createImage, imageInfo } from "./qcow2/index.js";
 export type { CreateImageOptions, FlattenOptions, ImageFormat, ImageInfo, OpenChainOptions } from "./qcow2/index.js";

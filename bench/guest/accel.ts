@@ -5,7 +5,7 @@ import path from "node:path";
 
 import { cacheKey, cacheSubdir } from "./cache.js";
 import { execTool } from "./exec.js";
-import type { GuestKernel } from "./kernel.js";
+import { GUEST_KERNEL_CMDLINE, kernelImage, type GuestKernel } from "./kernel.js";
 import { QEMU_PATH, readReport, runQemu, type Accelerator } from "./qemu.js";
 import { buildBaseInitramfs, writeInitrd } from "./initramfs.js";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -28,7 +28,7 @@ async function probeKvm(kernel: GuestKernel): Promise<boolean> {
     const initrd = path.join(workDir, "initrd.cpio");
     await writeInitrd(await buildBaseInitramfs(kernel), { command: "echo probe", env: { ROOT_TYPE: "none" } }, initrd);
     const resultFile = path.join(workDir, "result.bin");
-    const args = ["-kernel", kernel.vmlinuz, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet"];
+    const args = ["-kernel", kernelImage(kernel), "-initrd", initrd, "-append", GUEST_KERNEL_CMDLINE];
     await runQemu({ args, accel: "kvm", resultFile, timeoutMs: PROBE_TIMEOUT_MS, memoryMiB: 256, cpus: 1 });
     const report = await readReport(resultFile);
     return report?.status === "ok" && report.stdout.trim() === "probe";
@@ -43,9 +43,9 @@ async function choose(kernel: GuestKernel): Promise<AcceleratorChoice> {
   if (!existsSync("/dev/kvm")) return { accel: "tcg", reason: "/dev/kvm is missing" };
 
   // The probe costs up to PROBE_TIMEOUT_MS when KVM hangs, so its result is
-  // kept per QEMU build, guest kernel and host kernel.
+  // kept per QEMU build, guest kernel image (bzImage or PVH ELF) and host kernel.
   const { stdout: qemuVersion } = await execTool(QEMU_PATH, ["--version"]);
-  const key = cacheKey(qemuVersion, kernel.packageName, os.release());
+  const key = cacheKey(qemuVersion, kernelImage(kernel), os.release());
   const file = path.join(await cacheSubdir("accel"), `${key}.json`);
   if (existsSync(file)) return JSON.parse(await readFile(file, "utf8")) as AcceleratorChoice;
 

@@ -6,7 +6,7 @@ import { detectAccelerator } from "./accel.js";
 import { blockdevArgs, readBackingChain } from "./blockdev.js";
 import { GuestError } from "./errors.js";
 import { buildBaseInitramfs, writeInitrd, type GuestJob } from "./initramfs.js";
-import { fetchKernel, type GuestKernel } from "./kernel.js";
+import { fetchKernel, GUEST_KERNEL_CMDLINE, kernelImage, type GuestKernel } from "./kernel.js";
 import { readReport, runQemu, type Accelerator } from "./qemu.js";
 import { startVirtiofsd, type VirtiofsCache, type VirtiofsDaemon } from "./virtiofsd.js";
 
@@ -19,6 +19,12 @@ export interface BootOptions {
    * pinned with -blockdev.
    */
   disk?: string;
+  /**
+   * QEMU arguments that attach the root disk as the first virtio-blk device
+   * (/dev/vda), used as given instead of building them from `disk`, such as
+   * the `-blockdev` and `-device` arguments of createChain's QEMU recipe.
+   */
+  diskArgs?: string[];
   /** Host directory shared with virtiofsd and mounted as the root instead of a disk. */
   virtiofsDir?: string;
   /** virtiofsd cache policy; default `auto`. */
@@ -50,11 +56,10 @@ export interface BootResult {
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 const VIRTIOFS_TAG = "rootfs";
-const KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
 
 function rootEnv(options: BootOptions): Record<string, string> {
   const mode = options.readOnly === true ? "ro" : "rw";
-  if (options.disk !== undefined) return { ROOT_TYPE: "blk", ROOT_DEV: "/dev/vda", ROOT_FSTYPE: "ext4", ROOT_OPTIONS: mode };
+  if (options.disk !== undefined || options.diskArgs !== undefined) return { ROOT_TYPE: "blk", ROOT_DEV: "/dev/vda", ROOT_FSTYPE: "ext4", ROOT_OPTIONS: mode };
   if (options.virtiofsDir !== undefined) return { ROOT_TYPE: "virtiofs", VIRTIOFS_TAG, ROOT_OPTIONS: mode };
   return { ROOT_TYPE: "none" };
 }
@@ -72,6 +77,9 @@ function virtiofsArgs(socketPath: string): string[] {
 function validate(options: BootOptions): void {
   if (options.disk !== undefined && options.virtiofsDir !== undefined) {
     throw new GuestError("ERR_GUEST_INVALID_ARG", "bootGuest takes either disk or virtiofsDir, not both");
+  }
+  if (options.diskArgs !== undefined && (options.disk !== undefined || options.virtiofsDir !== undefined)) {
+    throw new GuestError("ERR_GUEST_INVALID_ARG", "bootGuest takes diskArgs instead of disk or virtiofsDir, not with them");
   }
 }
 
@@ -94,8 +102,9 @@ export async function bootGuest(options: BootOptions): Promise<BootResult> {
     const initrd = path.join(workDir, "initrd.cpio");
     await writeInitrd(baseInitramfs, job, initrd);
 
-    const args = ["-kernel", kernel.vmlinuz, "-initrd", initrd, "-append", KERNEL_CMDLINE];
+    const args = ["-kernel", kernelImage(kernel), "-initrd", initrd, "-append", GUEST_KERNEL_CMDLINE];
     if (options.disk !== undefined) args.push(...(await diskArgs(options.disk, options.readOnly === true)));
+    if (options.diskArgs !== undefined) args.push(...options.diskArgs);
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (options.virtiofsDir !== undefined) {
       const socketPath = path.join(workDir, "virtiofs.sock");

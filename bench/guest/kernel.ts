@@ -6,6 +6,7 @@ import { buildAtomically, cacheSubdir } from "./cache.js";
 import { GuestError } from "./errors.js";
 import { execTool } from "./exec.js";
 import { ROOT_MODULES, resolveModuleOrder } from "./modules.js";
+import { configHasPvh, extractVmlinux } from "./vmlinux.js";
 
 /** A guest kernel and the modules the initramfs loads, in load order. */
 export interface GuestKernel {
@@ -15,6 +16,8 @@ export interface GuestKernel {
   release: string;
   /** Path of the bzImage. */
   vmlinuz: string;
+  /** Uncompressed ELF kernel that QEMU can start through PVH, when the package allows it. */
+  vmlinux?: string;
   /** Module files in load order. */
   modules: Array<{ name: string; file: string }>;
 }
@@ -23,7 +26,12 @@ interface KernelManifest {
   packageName: string;
   release: string;
   modules: string[];
+  /** True when `vmlinux` was extracted and the kernel has CONFIG_PVH=y. */
+  pvh: boolean;
 }
+
+/** Version of the cached kernel layout; a change forces a fresh unpack. */
+const CACHE_LAYOUT = "v2";
 
 /** The metapackage whose dependency names the current Debian kernel. */
 const KERNEL_METAPACKAGE = "linux-image-amd64";
@@ -47,6 +55,7 @@ async function readCachedKernel(dir: string): Promise<GuestKernel> {
     packageName: manifest.packageName,
     release: manifest.release,
     vmlinuz: path.join(dir, "vmlinuz"),
+    ...(manifest.pvh ? { vmlinux: path.join(dir, "vmlinux") } : {}),
     modules: manifest.modules.map((name) => ({ name, file: path.join(dir, "modules", `${name}.ko`) })),
   };
 }
@@ -69,7 +78,10 @@ async function unpackKernel(packageName: string, target: string): Promise<void> 
     await mkdir(path.join(target, "modules"), { recursive: true });
     await copyFile(path.join(tree, "boot", vmlinuz), path.join(target, "vmlinuz"));
     for (const module of order) await copyFile(module.file, path.join(target, "modules", `${module.name}.ko`));
-    const manifest: KernelManifest = { packageName, release, modules: order.map((module) => module.name) };
+    const pvh =
+      (await configHasPvh(path.join(tree, "boot", `config-${release}`))) &&
+      (await extractVmlinux(path.join(target, "vmlinuz"), path.join(target, "vmlinux")));
+    const manifest: KernelManifest = { packageName, release, modules: order.map((module) => module.name), pvh };
     await writeFile(path.join(target, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -83,9 +95,21 @@ async function unpackKernel(packageName: string, target: string): Promise<void> 
  */
 export async function fetchKernel(): Promise<GuestKernel> {
   const packageName = await currentKernelPackage();
-  const dir = path.join(await cacheSubdir("kernel"), packageName);
+  const dir = path.join(await cacheSubdir("kernel"), `${packageName}-${CACHE_LAYOUT}`);
   if (!existsSync(path.join(dir, "manifest.json"))) {
     await buildAtomically(dir, (temporary) => unpackKernel(packageName, temporary));
   }
   return readCachedKernel(dir);
+}
+
+/** Kernel command line: console on the first serial port, and power off instead of hanging on a panic (with -no-reboot). */
+export const GUEST_KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
+
+/**
+ * Picks the ELF kernel (PVH boot) when one was extracted, because it boots
+ * several seconds faster under TCG. LAYERDISK_GUEST_PVH=0 forces the bzImage.
+ */
+export function kernelImage(kernel: GuestKernel): string {
+  if (process.env.LAYERDISK_GUEST_PVH === "0" || kernel.vmlinux === undefined) return kernel.vmlinuz;
+  return kernel.vmlinux;
 }

@@ -21,7 +21,7 @@
 
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 
@@ -39,6 +39,23 @@ const READ_COUNT = quick ? 5_000 : 20_000;
 const READ_STEP_BLOCKS = 7919;
 const OVERLAY_RUNS = quick ? 30 : 100;
 const REPEATS = quick ? 1 : 7;
+const loadAtStart = loadavg()
+  .map((value) => value.toFixed(2))
+  .join(", ");
+
+/** A median and the best of several runs of one measurement, in its unit (higher is better). */
+interface Rate {
+  median: number;
+  best: number;
+}
+
+function rate(values: number[]): Rate {
+  return { median: median(values), best: Math.max(...values) };
+}
+
+function cell(value: Rate): string {
+  return `${value.median.toFixed(0)} (best ${value.best.toFixed(0)})`;
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -101,7 +118,7 @@ function qemuSequentialWrite(raw: string, output: string): number {
   return (performance.now() - start) / 1000;
 }
 
-async function benchSequentialWrite(dir: string): Promise<{ ours: number; imported: number; qemu: number }> {
+async function benchSequentialWrite(dir: string): Promise<{ ours: Rate; imported: Rate; qemu: Rate }> {
   const raw = join(dir, "input.raw");
   const data = Buffer.alloc(WRITE_BYTES);
   fillNonZero(data, 12345);
@@ -136,7 +153,7 @@ async function benchSequentialWrite(dir: string): Promise<{ ours: number; import
   run("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", join(dir, "ours.qcow2"), raw]);
   run("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", join(dir, "imported.qcow2"), raw]);
   rmSync(raw);
-  const throughput = (seconds: number[]): number => WRITE_BYTES / MiB / median(seconds);
+  const throughput = (seconds: number[]): Rate => rate(seconds.map((value) => WRITE_BYTES / MiB / value));
   return { ours: throughput(ours), imported: throughput(imported), qemu: throughput(qemu) };
 }
 
@@ -202,10 +219,10 @@ function qemuScatteredReads(top: string): number {
 interface ReadResult {
   depth: number;
   /** Reads per second through `Qcow2Chain.read`, one awaited call per read. */
-  ours: number;
+  ours: Rate;
   /** Reads per second of the same loop inside the native core. */
-  native: number;
-  qemu: number;
+  native: Rate;
+  qemu: Rate;
 }
 
 async function benchReads(dir: string): Promise<ReadResult[]> {
@@ -220,7 +237,7 @@ async function benchReads(dir: string): Promise<ReadResult[]> {
       nativeLoop.push(await nativeScatteredReads(top));
       qemu.push(qemuScatteredReads(top));
     }
-    results.push({ depth, ours: median(ours), native: median(nativeLoop), qemu: median(qemu) });
+    results.push({ depth, ours: rate(ours), native: rate(nativeLoop), qemu: rate(qemu) });
   }
   return results;
 }
@@ -238,8 +255,13 @@ async function benchOverlayCreate(dir: string): Promise<number> {
   return median(times);
 }
 
+/** Formats the ratio of medians, then the ratio of bests. */
+function ratio(ours: Rate, qemu: Rate): string {
+  return `${(ours.median / qemu.median).toFixed(2)} (best ${(ours.best / qemu.best).toFixed(2)})`;
+}
+
 function formatReport(
-  write: { ours: number; imported: number; qemu: number },
+  write: { ours: Rate; imported: Rate; qemu: Rate },
   reads: ReadResult[],
   overlayMs: number,
 ): string {
@@ -247,21 +269,21 @@ function formatReport(
   const lines = [
     "## qcow2",
     "",
-    `Machine: ${machine}; files under ${tmpdir()}. The machine was shared with other jobs, so expect noise of some tens of percent.`,
+    `Machine: ${machine}; files under ${tmpdir()}. Load average at the start: ${loadAtStart}. The machine was shared with other jobs, so single runs vary by a factor of two or more; compare medians, and bests as the least disturbed runs.`,
     "",
     `Command: \`npx tsx bench/qcow2/run.ts${quick ? " --quick" : ""} --write-docs\` (medians of ${REPEATS} runs).`,
     "",
-    "| measurement | layerdisk | QEMU | ratio (ours / QEMU) |",
+    "| measurement | layerdisk, median (best) | QEMU, median (best) | ratio of medians (of bests) |",
     "| --- | --- | --- | --- |",
-    `| sequential write of ${WRITE_BYTES / MiB} MiB, \`importRaw\`, MiB/s (QEMU: \`qemu-img convert -t writeback -O qcow2\`) | ${write.imported.toFixed(0)} | ${write.qemu.toFixed(0)} | ${(write.imported / write.qemu).toFixed(2)} |`,
-    `| sequential write of ${WRITE_BYTES / MiB} MiB, 4 MiB \`write\` calls from JavaScript, MiB/s (same QEMU run) | ${write.ours.toFixed(0)} | ${write.qemu.toFixed(0)} | ${(write.ours / write.qemu).toFixed(2)} |`,
+    `| sequential write of ${WRITE_BYTES / MiB} MiB, \`importRaw\`, MiB/s (QEMU: \`qemu-img convert -t writeback -O qcow2\`) | ${cell(write.imported)} | ${cell(write.qemu)} | ${ratio(write.imported, write.qemu)} |`,
+    `| sequential write of ${WRITE_BYTES / MiB} MiB, 4 MiB \`write\` calls from JavaScript, MiB/s (same QEMU runs) | ${cell(write.ours)} | ${cell(write.qemu)} | ${ratio(write.ours, write.qemu)} |`,
   ];
   for (const read of reads) {
     lines.push(
-      `| scattered 4 KiB reads, chain depth ${read.depth}, native loop, reads/s (QEMU: \`qemu-img bench -d 1\`) | ${read.native.toFixed(0)} | ${read.qemu.toFixed(0)} | ${(read.native / read.qemu).toFixed(2)} |`,
+      `| scattered 4 KiB reads, chain depth ${read.depth}, native loop, reads/s (QEMU: \`qemu-img bench -d 1\`) | ${cell(read.native)} | ${cell(read.qemu)} | ${ratio(read.native, read.qemu)} |`,
     );
     lines.push(
-      `| scattered 4 KiB reads, chain depth ${read.depth}, one \`read\` call each, reads/s (same QEMU run) | ${read.ours.toFixed(0)} | ${read.qemu.toFixed(0)} | ${(read.ours / read.qemu).toFixed(2)} |`,
+      `| scattered 4 KiB reads, chain depth ${read.depth}, one \`read\` call each, reads/s (same QEMU runs) | ${cell(read.ours)} | ${cell(read.qemu)} | ${ratio(read.ours, read.qemu)} |`,
     );
   }
   lines.push(`| create an empty overlay on a 50-deep chain, median ms | ${overlayMs.toFixed(2)} | | |`);

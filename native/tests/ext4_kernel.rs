@@ -102,10 +102,10 @@ fn kernel_mounts_writes_and_replays() {
     std::fs::write(mount.point.join("new/dir/data"), vec![7u8; 3 << 20]).unwrap();
     run("sync", &["-f", mount.point.to_str().unwrap()]);
 
-    // The journal now holds committed transactions that may not be
+    // The journal now contains committed transactions that may not be
     // checkpointed yet. With the commit interval at 600 s the journal does
     // not change while we copy, so the copy is an image the kernel could
-    // have left on a crash; blocks written back during the copy are
+    // have left on a crash. Blocks written back during the copy are
     // rewritten by replay from the journal anyway.
     let crash = scratch.path("crash.img");
     run("cp", &["--sparse=always", image.to_str().unwrap(), crash.to_str().unwrap()]);

@@ -17,7 +17,7 @@ fn build_lower(fs: &mut Filesystem) {
 }
 
 #[test]
-fn mode_change_writes_few_clusters() {
+fn small_layers_write_few_clusters() {
     let scratch = Scratch::new("delta");
     let image = scratch.path("fs.img");
     let mut fs = format_file(&image, 1 << 30);
@@ -35,7 +35,20 @@ fn mode_change_writes_few_clusters() {
 
     let blocks = written.lock().unwrap().clone();
     let count = clusters(&blocks, 64 * 1024);
+    eprintln!("a mode change wrote {count} clusters");
     assert!(count <= 3, "a mode change wrote {count} clusters: blocks {blocks:?}");
+    assert_fsck_clean(&image);
+
+    // Adding one small file touches the new inode and data, the bitmaps,
+    // the group descriptor, the directory block and the superblock.
+    let (device, written) = Recording::new(RawFile::open(&image, true).unwrap());
+    let mut fs = Filesystem::open(Box::new(device), OpenOptions::default()).unwrap();
+    fs.write_whole_file(b"usr/bin/added", &attrs(0o755), b"#!/bin/sh\n").unwrap();
+    fs.commit().unwrap();
+    drop(fs);
+    let count = clusters(&written.lock().unwrap(), 64 * 1024);
+    eprintln!("adding a small file wrote {count} clusters");
+    assert!(count <= 8, "adding a small file wrote {count} clusters");
     assert_fsck_clean(&image);
 }
 
@@ -59,6 +72,12 @@ fn new_layer_data_avoids_lower_clusters() {
     let text = debugfs(&image, "blocks /usr/bin/new");
     let first: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(first % 16, 0, "new data starts on a 64 KiB cluster boundary");
+
+    // The new inode opens a fresh cluster of the inode table too.
+    let text = debugfs(&image, "imap /usr/bin/new");
+    let block: u64 = field_after(&text, "located at block ").trim_end_matches(',').parse().unwrap();
+    let offset = u64::from_str_radix(field_after(&text, "offset 0x"), 16).unwrap();
+    assert_eq!((block * 4096 + offset) % (64 * 1024), 0, "{text}");
     assert_eq!(fs.read_file(b"usr/bin/new").unwrap(), vec![0x5A; 20_000]);
     assert_fsck_clean(&image);
 }
@@ -166,4 +185,10 @@ fn full_filesystem_keeps_nothing() {
     assert_eq!(fs.superblock().free_blocks_count, free_before - 1);
     drop(fs);
     assert_fsck_clean(&image);
+}
+
+/// Returns the word after `label` in debugfs output.
+fn field_after<'a>(text: &'a str, label: &str) -> &'a str {
+    let at = text.find(label).unwrap_or_else(|| panic!("no {label:?} in {text}")) + label.len();
+    text[at..].split_whitespace().next().unwrap()
 }

@@ -9,6 +9,7 @@ mod ext4_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ext4_common::*;
 use layerdisk_native::block::RawFile;
@@ -138,33 +139,55 @@ fn pick<T: Clone>(rng: &mut Rng, items: &[T]) -> Option<T> {
     (!items.is_empty()).then(|| items[rng.below(items.len() as u64) as usize].clone())
 }
 
+/// Operations that failed because the filesystem was full.
+static FULL: AtomicUsize = AtomicUsize::new(0);
+
+/// Unwraps an operation's result. A full filesystem ends the step with the
+/// model unchanged, since a failed operation changes nothing.
+macro_rules! applied {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(Ext4Error::NoSpace { .. }) => {
+                FULL.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+}
+
 /// Applies one random operation to both the filesystem and the model.
-fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model) {
+/// File sizes are multiplied by `scale`.
+fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model, scale: u64) {
     let dirs = model.dirs();
-    let parent = pick(rng, &dirs).unwrap();
-    let name = format!("n{}", rng.below(64)).into_bytes();
+    // Half the operations go to the root, so it grows into an htree.
+    let parent = if rng.below(2) == 0 { Vec::new() } else { pick(rng, &dirs).unwrap() };
+    // Long names fill directory blocks, so directories turn into htrees.
+    let k = rng.below(64);
+    let name = if rng.below(3) == 0 { format!("n{k}-{}", "p".repeat(150 + k as usize)) } else { format!("n{k}") }.into_bytes();
     let path = join(&parent, &name);
     let attrs = random_attrs(rng);
     let existing: Vec<Vec<u8>> = model.nodes.keys().cloned().collect();
 
     match rng.below(100) {
         0..=29 => {
-            let len = if rng.below(20) == 0 { 100_000 + rng.below(200_000) } else { rng.below(9000) };
+            let len = scale * if rng.below(20) == 0 { 100_000 + rng.below(200_000) } else { rng.below(9000) };
             let hole = if rng.below(8) == 0 { 4096 * rng.below(40) + rng.below(5000) } else { 0 };
             let content = Content { seed: rng.next(), len, hole };
             let (head, tail) = content.data();
-            fs.begin_file(&path, &attrs).unwrap();
-            fs.write_file(&head).unwrap();
-            fs.skip_file(hole).unwrap();
-            fs.write_file(&tail).unwrap();
-            fs.finish_file().unwrap();
+            applied!(fs.begin_file(&path, &attrs));
+            applied!(fs.write_file(&head));
+            applied!(fs.skip_file(hole));
+            applied!(fs.write_file(&tail));
+            applied!(fs.finish_file());
             model.remove(&path);
             model.next_id += 1;
             model.files.insert(model.next_id, (meta(&attrs), content));
             model.nodes.insert(path, Node::File(model.next_id));
         }
         30..=44 => {
-            fs.mkdir(&path, &attrs).unwrap();
+            applied!(fs.mkdir(&path, &attrs));
             match model.nodes.get_mut(&path) {
                 Some(Node::Dir(m)) => {
                     let xattrs = std::mem::take(&mut m.xattrs);
@@ -179,7 +202,7 @@ fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model) {
         45..=51 => {
             let len = if rng.below(3) == 0 { 60 + rng.below(4036) } else { 1 + rng.below(59) };
             let target: Vec<u8> = (0..len).map(|i| b"abcdefgh/"[(i % 9) as usize]).collect();
-            fs.symlink(&path, &target, &attrs).unwrap();
+            applied!(fs.symlink(&path, &target, &attrs));
             model.remove(&path);
             model.nodes.insert(path, Node::Symlink(target));
         }
@@ -190,7 +213,7 @@ fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model) {
             if existing.starts_with(&[path.as_slice(), b"/"].concat()) {
                 return;
             }
-            fs.link(&path, &existing).unwrap();
+            applied!(fs.link(&path, &existing));
             if !matches!(model.nodes.get(&path), Some(Node::File(other)) if *other == id) {
                 model.remove(&path);
                 model.nodes.insert(path, Node::File(id));
@@ -203,13 +226,13 @@ fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model) {
                 let (major, minor) = (rng.below(4096) as u32, rng.below(1 << 20) as u32);
                 (SpecialKind::CharDevice { major, minor }, Node::Char(meta(&attrs), major, minor))
             };
-            fs.mknod(&path, kind, &attrs).unwrap();
+            applied!(fs.mknod(&path, kind, &attrs));
             model.remove(&path);
             model.nodes.insert(path, node);
         }
         65..=74 => {
             let Some(target) = pick(rng, &existing) else { return };
-            fs.set_attrs(&target, &attrs).unwrap();
+            applied!(fs.set_attrs(&target, &attrs));
             let m = match model.nodes.get_mut(&target).unwrap() {
                 Node::Dir(m) | Node::Fifo(m) | Node::Char(m, _, _) => m,
                 Node::File(id) => &mut model.files.get_mut(id).unwrap().0,
@@ -230,20 +253,21 @@ fn step(rng: &mut Rng, fs: &mut Filesystem, model: &mut Model) {
                 _ => return,
             };
             if rng.below(3) == 0 {
-                assert_eq!(fs.remove_xattr(&target, &key).unwrap(), m.xattrs.remove(&key).is_some());
+                let existed = applied!(fs.remove_xattr(&target, &key));
+                assert_eq!(existed, m.xattrs.remove(&key).is_some());
             } else {
-                fs.set_xattr(&target, &key, &value).unwrap();
+                applied!(fs.set_xattr(&target, &key, &value));
                 m.xattrs.insert(key, value);
             }
         }
         85..=91 => {
             let Some(target) = pick(rng, &existing) else { return };
-            fs.remove(&target).unwrap();
+            applied!(fs.remove(&target));
             model.remove(&target);
         }
         92..=93 if rng.below(4) == 0 => {
             let Some(dir) = pick(rng, &dirs[1..]) else { return };
-            fs.clear_dir(&dir).unwrap();
+            applied!(fs.clear_dir(&dir));
             let children: Vec<Vec<u8>> = model.nodes.keys().filter(|k| parent_of(k) == dir.as_slice()).cloned().collect();
             for child in children {
                 model.remove(&child);
@@ -315,9 +339,11 @@ fn field<'a>(text: &'a str, label: &str) -> &'a str {
     text[at..].split_whitespace().next().unwrap()
 }
 
-/// Checks type, mode, owner, size, links and xattr names with debugfs,
-/// and file content and symlink targets through `rdump`.
-fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
+/// Checks type, mode, owner, size, links and xattrs with debugfs, and
+/// file content and symlink targets through `rdump`.
+fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) -> usize {
+    let root = debugfs(image, "stat /");
+    let mut htrees = (u32::from_str_radix(field(&root, "Flags: ").trim_start_matches("0x"), 16).unwrap() & 0x1000 != 0) as usize;
     let commands: String = model.nodes.keys().map(|p| format!("stat \"/{}\"\nea_list \"/{}\"\n", String::from_utf8_lossy(p), String::from_utf8_lossy(p))).collect();
     let script = dump.with_extension("cmds");
     std::fs::write(&script, commands).unwrap();
@@ -330,6 +356,8 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
         let stat = sections.next().unwrap();
         let ea = sections.next().unwrap();
         let kind = field(stat, "Type: ");
+        let flags = u32::from_str_radix(field(stat, "Flags: ").trim_start_matches("0x"), 16).unwrap();
+        htrees += (flags & 0x1000 != 0) as usize;
         assert!(file_type_name(node).starts_with(kind), "{shown}: debugfs type {kind}");
         let mode = u16::from_str_radix(field(stat, "Mode: "), 8).unwrap();
         let user: u32 = field(stat, "User: ").parse().unwrap_or_else(|_| field(stat, "User: ").parse::<i64>().unwrap() as u32);
@@ -356,6 +384,7 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
 
     let _ = std::fs::remove_dir_all(dump);
     std::fs::create_dir_all(dump).unwrap();
+    check_xattr_values(image, model, dump);
     let status = std::process::Command::new("debugfs").arg("-R").arg(format!("rdump / {}", dump.display())).arg(image).output().unwrap();
     assert!(status.status.success());
     for (path, node) in &model.nodes {
@@ -366,30 +395,73 @@ fn check_with_debugfs(image: &Path, model: &Model, dump: &Path) {
             _ => {}
         }
     }
+    htrees
+}
+
+/// Checks every xattr value with `debugfs ea_get -f`, which writes the raw
+/// value to a file.
+fn check_xattr_values(image: &Path, model: &Model, dump: &Path) {
+    let mut commands = String::new();
+    let mut expected = Vec::new();
+    for (path, node) in &model.nodes {
+        let m = match node {
+            Node::Dir(m) => m,
+            Node::File(id) => &model.files[id].0,
+            _ => continue,
+        };
+        for (name, value) in &m.xattrs {
+            let out = dump.join(format!("xattr-{}", expected.len()));
+            let shown = String::from_utf8_lossy(path);
+            commands.push_str(&format!("ea_get -f {} \"/{shown}\" {}\n", out.display(), String::from_utf8_lossy(name)));
+            expected.push((out, value.clone(), format!("{shown} {}", String::from_utf8_lossy(name))));
+        }
+    }
+    let script = dump.join("xattrs.cmds");
+    std::fs::write(&script, commands).unwrap();
+    let output = std::process::Command::new("debugfs").arg("-f").arg(&script).arg(image).output().unwrap();
+    assert!(output.status.success());
+    for (out, value, what) in expected {
+        let read = std::fs::read(&out).unwrap_or_default();
+        assert!(read == value, "{what}: debugfs read {} bytes, expected {}", read.len(), value.len());
+    }
 }
 
 #[test]
 fn random_layers_match_model() {
-    let seed: u64 = std::env::var("LAYERDISK_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_1234_ABCD);
-    eprintln!("model test seed: {seed} (replay with LAYERDISK_MODEL_SEED={seed})");
+    run_model("model", 1 << 30, 1, 0x5EED_1234_ABCD);
+}
+
+/// Runs the model with 8 times larger files on a 16 MiB filesystem that
+/// fills up, so operations fail for lack of space and must leave nothing
+/// behind.
+#[test]
+fn full_filesystem_layers_match_model() {
+    run_model("model-full", 16 << 20, 8, 0xF011);
+    assert!(FULL.load(Ordering::Relaxed) > 0, "the filesystem never filled up");
+}
+
+fn run_model(name: &str, size: u64, scale: u64, default_seed: u64) {
+    let seed: u64 = std::env::var("LAYERDISK_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default_seed);
+    eprintln!("{name} seed: {seed} (replay with LAYERDISK_MODEL_SEED={seed})");
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let scratch = Scratch::new("model");
+    let scratch = Scratch::new(name);
     let image = scratch.path("fs.img");
-    drop(format_file(&image, 1 << 30));
+    drop(format_file(&image, size));
     let mut model = Model::default();
 
     for layer in 0..LAYERS {
         let (device, written) = Recording::new(RawFile::open(&image, true).unwrap());
         let mut fs = Filesystem::open(Box::new(device), OpenOptions::default()).unwrap();
         for _ in 0..OPS_PER_LAYER {
-            step(&mut rng, &mut fs, &mut model);
+            step(&mut rng, &mut fs, &mut model, scale);
         }
         fs.commit().unwrap();
         check_with_reader(&mut fs, &model);
         drop(fs);
         let clusters = clusters(&written.lock().unwrap(), 64 * 1024);
-        eprintln!("layer {layer}: {} entries, {clusters} clusters written", model.nodes.len());
         assert_fsck_clean(&image);
-        check_with_debugfs(&image, &model, &scratch.path("dump"));
+        let htrees = check_with_debugfs(&image, &model, &scratch.path("dump"));
+        let full = FULL.load(Ordering::Relaxed);
+        eprintln!("layer {layer}: {} entries, {htrees} htree directories, {clusters} clusters written, {full} operations failed for space so far", model.nodes.len());
     }
 }

@@ -36,9 +36,13 @@ fn xattrs_and_acls_round_trip() {
     assert_fsck_clean(&image);
 
     let listing = debugfs(&image, "ea_list /ping");
-    assert!(listing.contains("user.small") && listing.contains("trusted.big") && listing.contains("security.capability"), "{listing}");
+    for name in ["user.small", "trusted.big", "security.capability"] {
+        assert!(listing.contains(name), "{name} missing from {listing}");
+    }
     let listing = debugfs(&image, "ea_list /shared");
-    assert!(listing.contains("system.posix_acl_access") && listing.contains("system.posix_acl_default"), "{listing}");
+    for name in ["system.posix_acl_access", "system.posix_acl_default"] {
+        assert!(listing.contains(name), "{name} missing from {listing}");
+    }
 
     let mut fs = open_file(&image);
     let xattrs = fs.xattrs(b"shared").unwrap();
@@ -230,6 +234,72 @@ fn empty_hole_keeps_partial_block() {
     expected.extend_from_slice(b"end");
     assert_eq!(fs.read_file(b"f").unwrap(), expected);
     fs.commit().unwrap();
+    drop(fs);
+    assert_fsck_clean(&image);
+}
+
+#[test]
+fn symlinks_resolve_inside_image() {
+    let scratch = Scratch::new("resolve");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 64 << 20);
+    fs.mkdir(b"usr", &attrs(0o755)).unwrap();
+    fs.mkdir(b"usr/lib", &attrs(0o755)).unwrap();
+    fs.symlink(b"lib", b"usr/lib", &attrs(0)).unwrap();
+    fs.symlink(b"usr/lib64", b"/lib/../../../usr/lib", &attrs(0)).unwrap();
+    fs.symlink(b"loop", b"loop", &attrs(0)).unwrap();
+    fs.write_whole_file(b"file", &attrs(0o644), b"x").unwrap();
+
+    assert_eq!(fs.resolve_symlinks(b"lib/x.so").unwrap(), b"usr/lib/x.so");
+    assert_eq!(fs.resolve_symlinks(b"/usr/lib64/new/deeper").unwrap(), b"usr/lib/new/deeper");
+    assert_eq!(fs.resolve_symlinks(b"lib").unwrap(), b"usr/lib");
+    assert_eq!(fs.resolve_symlinks(b"../../etc").unwrap(), b"etc");
+    assert!(matches!(fs.resolve_symlinks(b"loop/x"), Err(Ext4Error::InvalidArgument { .. })));
+    assert!(matches!(fs.resolve_symlinks(b"file/x"), Err(Ext4Error::NotADirectory { .. })));
+}
+
+#[test]
+fn fragmented_directory_grows_in_place() {
+    let scratch = Scratch::new("fragmented-dir");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 256 << 20);
+    fs.mkdir(b"d", &attrs(0o755)).unwrap();
+    for round in 0..8 {
+        // Each round adds directory blocks, then file data right after them.
+        for i in 0..60 {
+            let name = format!("d/{round}-{i}-{}", "x".repeat(200));
+            fs.mknod(name.as_bytes(), layerdisk_native::ext4::SpecialKind::Fifo, &attrs(0o644)).unwrap();
+        }
+        fs.write_whole_file(format!("data{round}").as_bytes(), &attrs(0o644), &vec![1; 40_000]).unwrap();
+    }
+    fs.commit().unwrap();
+    assert_eq!(fs.read_dir(b"d").unwrap().len(), 480);
+    drop(fs);
+    assert_fsck_clean(&image);
+    let text = debugfs(&image, "stat /d");
+    assert!(text.contains("(ETB0)"), "expected an extent index block:\n{text}");
+}
+
+#[test]
+fn subdirectory_links_past_limit() {
+    let scratch = Scratch::new("dir-nlink");
+    let image = scratch.path("fs.img");
+    let mut fs = format_file(&image, 2 << 30);
+    fs.mkdir(b"p", &attrs(0o755)).unwrap();
+    for i in 0..65_001 {
+        fs.mkdir(format!("p/{i}").as_bytes(), &attrs(0o755)).unwrap();
+    }
+    fs.commit().unwrap();
+    assert_eq!(fs.lstat(b"p").unwrap().unwrap().links, 1);
+    drop(fs);
+    assert_fsck_clean(&image);
+
+    let mut fs = open_file(&image);
+    for i in 0..10 {
+        fs.remove(format!("p/{i}").as_bytes()).unwrap();
+    }
+    fs.commit().unwrap();
+    assert_eq!(fs.lstat(b"p").unwrap().unwrap().links, 2 + 64_991);
     drop(fs);
     assert_fsck_clean(&image);
 }

@@ -152,3 +152,35 @@ fn import_raw_reads_back_and_stays_sparse() {
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < (3 << 19), "image is {size} bytes");
 }
+
+#[test]
+fn flatten_rejects_a_chain_member_as_output() {
+    let dir = TempDir::new("flatten-self");
+    let paths = build_chain(&dir);
+    let mut chain = Chain::open(paths.last().unwrap(), &OpenOptions::default()).unwrap();
+    let error = flatten_to_qcow2(&mut chain, &paths[0], &FlattenOptions::default()).unwrap_err();
+    assert_eq!(error.code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    let error = flatten_to_raw(&mut chain, &paths[1]).unwrap_err();
+    assert_eq!(error.code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    assert_check_clean(&paths[0]);
+}
+
+#[test]
+fn import_raw_failure_returns_instead_of_hanging() {
+    let dir = TempDir::new("import-fail");
+    let raw = dir.join("input.raw");
+    std::fs::write(&raw, vec![0x55u8; 12 << 20]).unwrap();
+    let path = dir.join("a.qcow2");
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(16 << 20), cluster_size: 65536, backing: None })
+        .unwrap();
+
+    // A read-only chain fails on the first write, while the reader thread
+    // still has chunks to hand over.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut chain = Chain::open(&path, &OpenOptions::default()).unwrap();
+        let _ = sender.send(layerdisk_native::qcow2::import_raw(&mut chain, &raw).map_err(|error| error.code()));
+    });
+    let result = receiver.recv_timeout(std::time::Duration::from_secs(20)).expect("import_raw returned within 20 s");
+    assert_eq!(result, Err("ERR_QCOW2_READ_ONLY"));
+}

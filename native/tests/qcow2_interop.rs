@@ -214,3 +214,71 @@ fn identical_write_sequences_give_identical_files() {
     }
     assert_eq!(digests[0], digests[1]);
 }
+
+#[test]
+fn our_overlay_on_raw_base_passes_qemu() {
+    let dir = TempDir::new("ours-raw-base");
+    let base = dir.join("base.raw");
+    let top = dir.join("top.qcow2");
+    std::fs::write(&base, vec![0x3cu8; 3 << 20]).unwrap();
+    let options = CreateOptions { backing: Some((base.clone(), Format::Raw)), ..CreateOptions::default() };
+    Qcow2Image::create(&top, &options).unwrap();
+    let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+    chain.write(1000, &[0x4d; 5000]).unwrap();
+    chain.write_zeroes(1 << 20, 64 << 10).unwrap();
+    chain.close().unwrap();
+
+    let info = run_ok("qemu-img", &["info", "--backing-chain", "--output=json", path_str(&top)]);
+    assert!(info.contains("\"backing-filename-format\": \"raw\""), "{info}");
+    assert!(info.contains("\"format\": \"raw\""), "{info}");
+    assert!(info.contains("\"virtual-size\": 3145728"), "{info}");
+    assert_check_clean(&top);
+    qemu_io(&top, &["read -P 0x3c 0 1000", "read -P 0x4d 1000 5000", "read -P 0 1M 64k", "read -P 0x3c 2M 64k"]);
+    assert_reads_like_qemu(&top, &dir);
+}
+
+#[test]
+fn preallocated_qemu_images_read_and_write() {
+    for preallocation in ["metadata", "falloc", "full"] {
+        let dir = TempDir::new("prealloc");
+        let path = dir.join("a.qcow2");
+        let option = format!("preallocation={preallocation},cluster_size=4096,lazy_refcounts=on");
+        run_ok("qemu-img", &["create", "-q", "-f", "qcow2", "-o", &option, path_str(&path), "4M"]);
+        qemu_io(&path, &["write -P 0x61 100k 10k", "write -z 1M 64k"]);
+        assert_reads_like_qemu(&path, &dir);
+
+        // Partial and whole-cluster writes into preallocated clusters reuse them.
+        let mut chain = Chain::open(&path, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+        chain.write(2 << 20, &[0x62; 100]).unwrap();
+        chain.write(3 << 20, &[0x63; 8192]).unwrap();
+        chain.write_zeroes(100 << 10, 4096).unwrap();
+        chain.close().unwrap();
+
+        assert_check_clean(&path);
+        qemu_io(&path, &["read -P 0x62 2M 100", "read -P 0 2097252 3996", "read -P 0x63 3M 8k", "read -P 0 100k 4k"]);
+        assert_reads_like_qemu(&path, &dir);
+    }
+}
+
+#[test]
+fn our_overlay_on_qemu_chain_passes_qemu() {
+    let dir = TempDir::new("ours-on-qemu");
+    let base = dir.join("base.qcow2");
+    let top = dir.join("top.qcow2");
+    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", "-o", "compat=0.10,cluster_size=8192", path_str(&base), "6M"]);
+    qemu_io(&base, &["write -P 0x71 0 3M"]);
+
+    let options = CreateOptions { backing: Some((base.clone(), Format::Qcow2)), ..CreateOptions::default() };
+    Qcow2Image::create(&top, &options).unwrap();
+    let mut chain = Chain::open(&top, &OpenOptions { writable: true, ..OpenOptions::default() }).unwrap();
+    chain.write(12_345, &[0x72; 70_000]).unwrap();
+    chain.write_zeroes(1 << 20, 128 << 10).unwrap();
+    chain.close().unwrap();
+
+    assert_check_clean(&top);
+    let info = run_ok("qemu-img", &["info", "--backing-chain", "--output=json", path_str(&top)]);
+    assert!(info.contains("\"backing-filename-format\": \"qcow2\""), "{info}");
+    assert!(info.contains("\"compat\": \"0.10\""), "{info}");
+    qemu_io(&top, &["read -P 0x71 0 12345", "read -P 0x72 12345 70000", "read -P 0 1M 128k", "read -P 0x71 2M 1M"]);
+    assert_reads_like_qemu(&top, &dir);
+}

@@ -64,6 +64,7 @@ fn unknown_incompatible_bit_is_rejected() {
     patch(&path, INCOMPATIBLE_FEATURES, &(1u64 << 40).to_be_bytes());
     let error = open_error(&path, &OpenOptions::default());
     assert_error(&error, "ERR_QCOW2_UNSUPPORTED", &path, INCOMPATIBLE_FEATURES);
+    assert!(error.to_string().contains("unknown incompatible feature bits"), "{error}");
 }
 
 #[test]
@@ -302,4 +303,27 @@ fn bad_create_options_are_rejected() {
     }
     let options = CreateOptions { virtual_size: Some(1000), ..CreateOptions::default() };
     assert_eq!(Qcow2Image::create(&dir.join("a.qcow2"), &options).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
+}
+
+#[test]
+fn image_as_own_backing_is_rejected() {
+    let dir = TempDir::new("reject-self-backing");
+    let path = image(&dir, "a.qcow2", None);
+    let options = CreateOptions { backing: Some((path.clone(), Format::Qcow2)), ..CreateOptions::default() };
+    assert_eq!(Qcow2Image::create(&path, &options).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    assert_check_clean(&path);
+}
+
+#[test]
+fn fifo_backing_is_rejected_without_blocking() {
+    let dir = TempDir::new("reject-fifo");
+    let base = image(&dir, "base.qcow2", None);
+    let top = image(&dir, "top.qcow2", Some((base.clone(), Format::Qcow2)));
+    std::fs::remove_file(&base).unwrap();
+    run_ok("mkfifo", &[path_str(&base)]);
+
+    let name_offset = read_u64(&top, BACKING_FILE_OFFSET);
+    assert_error(&open_error(&top, &OpenOptions::default()), "ERR_QCOW2_BACKING_REJECTED", &top, name_offset);
+    let error = Chain::open(&base, &OpenOptions::default()).err().expect("a FIFO is not an image");
+    assert_eq!(error.code(), "ERR_QCOW2_INVALID_ARGUMENT");
 }

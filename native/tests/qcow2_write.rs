@@ -129,3 +129,83 @@ fn v2_images_open_read_only_but_reject_writes() {
     let error = Chain::open(&path, &writable()).err().expect("writable open of a v2 image fails");
     assert_eq!((error.code(), error.offset()), ("ERR_QCOW2_UNSUPPORTED", Some(4)));
 }
+
+#[test]
+fn writer_excludes_other_handles() {
+    let dir = TempDir::new("lock");
+    let base = dir.join("base.qcow2");
+    let top = dir.join("top.qcow2");
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(1 << 20), ..CreateOptions::default() }).unwrap();
+    Qcow2Image::create(
+        &top,
+        &CreateOptions { backing: Some((base.clone(), Format::Qcow2)), ..CreateOptions::default() },
+    )
+    .unwrap();
+
+    let writer = Chain::open(&top, &writable()).unwrap();
+    let code = |result: Result<Chain, layerdisk_native::qcow2::Qcow2Error>| result.err().map(|error| error.code());
+    assert_eq!(code(Chain::open(&top, &writable())), Some("ERR_QCOW2_LOCKED"));
+    assert_eq!(code(Chain::open(&top, &OpenOptions::default())), Some("ERR_QCOW2_LOCKED"));
+    let options = CreateOptions { virtual_size: Some(1 << 20), ..CreateOptions::default() };
+    assert_eq!(Qcow2Image::create(&top, &options).unwrap_err().code(), "ERR_QCOW2_LOCKED");
+
+    // The base is only read, so other readers may share it, but no writer.
+    let reader = Chain::open(&base, &OpenOptions::default()).unwrap();
+    assert_eq!(code(Chain::open(&base, &writable())), Some("ERR_QCOW2_LOCKED"));
+    drop(reader);
+    writer.close().unwrap();
+    assert!(Chain::open(&top, &writable()).is_ok());
+}
+
+#[test]
+fn partial_last_cluster_reads_and_writes() {
+    let dir = TempDir::new("tail");
+    let base = dir.join("base.qcow2");
+    let top = dir.join("top.qcow2");
+    let size = (3 << 20) + 1536;
+    Qcow2Image::create(&base, &CreateOptions { virtual_size: Some(size - 1024), ..CreateOptions::default() }).unwrap();
+    let mut chain = Chain::open(&base, &writable()).unwrap();
+    chain.write(size - 1024 - 700, &[0x11; 700]).unwrap();
+    chain.close().unwrap();
+
+    let options =
+        CreateOptions { virtual_size: Some(size), backing: Some((base, Format::Qcow2)), ..Default::default() };
+    Qcow2Image::create(&top, &options).unwrap();
+    let mut chain = Chain::open(&top, &writable()).unwrap();
+    chain.write(size - 1000, &[0x22; 500]).unwrap();
+    chain.write_zeroes(size - 400, 400).unwrap();
+    assert_eq!(chain.write(size - 10, &[0; 11]).unwrap_err().code(), "ERR_QCOW2_INVALID_ARGUMENT");
+    chain.close().unwrap();
+
+    let mut expected = vec![0u8; size as usize];
+    expected[(size - 1024 - 700) as usize..(size - 1024) as usize].fill(0x11);
+    expected[(size - 1000) as usize..(size - 500) as usize].fill(0x22);
+    let mut actual = vec![0xffu8; size as usize];
+    Chain::open(&top, &OpenOptions::default()).unwrap().read(0, &mut actual).unwrap();
+    assert!(actual == expected, "the last, partial cluster reads back");
+
+    assert_check_clean(&top);
+    let model = dir.join("model.raw");
+    std::fs::write(&model, &expected).unwrap();
+    assert_compare_identical(&top, "qcow2", &model, "raw");
+}
+
+#[test]
+fn discard_keeps_last_flushed_state() {
+    let dir = TempDir::new("discard");
+    let path = dir.join("a.qcow2");
+    Qcow2Image::create(&path, &CreateOptions { virtual_size: Some(4 << 20), cluster_size: 4096, backing: None }).unwrap();
+    let mut chain = Chain::open(&path, &writable()).unwrap();
+    chain.write(0, &[1; 8192]).unwrap();
+    chain.flush().unwrap();
+    chain.write(1 << 20, &[2; 8192]).unwrap();
+    chain.discard();
+
+    assert_check_clean(&path);
+    let mut chain = Chain::open(&path, &OpenOptions::default()).unwrap();
+    let mut buffer = vec![0u8; 8192];
+    chain.read(0, &mut buffer).unwrap();
+    assert!(buffer.iter().all(|&byte| byte == 1), "flushed data stays");
+    chain.read(1 << 20, &mut buffer).unwrap();
+    assert!(buffer.iter().all(|&byte| byte == 0), "unflushed data is dropped");
+}

@@ -4,19 +4,25 @@
  */
 
 import { LayerdiskError } from "../errors.js";
-import { resolveImage } from "../image/resolve.js";
 import type { ResolvedImage } from "../image/types.js";
 import { withSharedFileLock } from "../store/lock.js";
-import { conversionParameters, parametersId as computeParametersId } from "../store/parameters.js";
+import { conversionParameters, parametersId as computeParametersId, type ConversionParameters } from "../store/parameters.js";
 import { STORE_USE_LOCK } from "../store/prune.js";
 import type { ImageRecord } from "../store/records.js";
 import { Store } from "../store/store.js";
 import { vmmRecipes, type VmmRecipes } from "../vmm/recipes.js";
+import { limitChainDepth, resolveMaxDepth, type MaxDepthPreset } from "./depth.js";
 import { ensureLayer } from "./layers.js";
+import { openImage, type OpenedImage, type RegistryOptions } from "./open-image.js";
 import { createOverlay } from "./overlay.js";
 import type { ChainProgress, ChainResult } from "./types.js";
 
-export interface CreateChainOptions {
+/**
+ * Registry options (`credentials`, `insecureRegistries`, `dockerConfig`,
+ * `timeouts`, `retry`, `concurrency`) apply when `imageRef` is a registry
+ * reference; see `classifyReference` for how a reference is classified.
+ */
+export interface CreateChainOptions extends RegistryOptions {
   /** Cancels the work; a layer being converted is discarded. */
   signal?: AbortSignal;
   onProgress?: (event: ChainProgress) => void;
@@ -30,6 +36,12 @@ export interface CreateChainOptions {
   store?: Store | string;
   /** Where to write the overlay; by default in the store's `overlays/` folder. */
   disk?: string;
+  /**
+   * Maximum number of files in the chain the VMM opens, the overlay
+   * included, or a VMM preset name. Upper layers beyond it are merged
+   * into one file. Default: no limit.
+   */
+  maxDepth?: number | MaxDepthPreset;
 }
 
 export interface CreateChainResult extends ChainResult {
@@ -51,27 +63,23 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
   const store = await openStore(options.store);
   const parameters = conversionParameters(options);
   const parametersId = computeParametersId(parameters);
+  const maxDepth = resolveMaxDepth(options.maxDepth);
 
   // Shared with other conversions, exclusive with prune: nothing this call
   // publishes can be pruned before its image record and overlay exist.
   return withSharedFileLock(store.lockFile(STORE_USE_LOCK), async () => {
     options.signal?.throwIfAborted();
-    const image = await resolveImage(imageRef, { platform: options.platform });
+    const opened = await openImage(store, imageRef, {
+      platform: options.platform,
+      signal: options.signal,
+      registry: options,
+      onDownload: (event) => options.onProgress?.({ type: "download", ...event }),
+    });
+    const image = opened.image;
     const manifestDigest = image.manifestDigest ?? image.configDigest;
     options.onProgress?.({ type: "resolved", reference: imageRef, manifestDigest, layers: image.layers.length });
 
-    const chain: string[] = [];
-    let parentChainId: string | null = null;
-    for (const layer of image.layers) {
-      const report = (state: ChainProgress & { type: "layer" }) => options.onProgress?.(state);
-      const ensured = await ensureLayer(store, parameters, parametersId, layer, parentChainId, {
-        signal: options.signal,
-        onState: (state, bytesDone) =>
-          report({ type: "layer", index: layer.index, count: image.layers.length, chainId: layer.chainId, state, bytesDone }),
-      });
-      chain.push(ensured.file);
-      parentChainId = layer.chainId;
-    }
+    const layerFiles = await convertLayers(store, parameters, parametersId, opened, options);
 
     const record: ImageRecord = {
       reference: imageRef,
@@ -90,10 +98,12 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
     if (topChainId === undefined) {
       throw new LayerdiskError("ERR_IMAGE_NO_LAYERS", `image ${imageRef} has no layers; layerdisk needs at least one to build a filesystem`);
     }
+    const { chain, mergedKey } = await limitChainDepth(store, parametersId, image.chainIds, layerFiles, maxDepth);
     const overlay = await createOverlay(store, {
       reference: imageRef,
       parametersId,
       topChainId,
+      mergedKey,
       virtualSize: parameters.fsSize,
       clusterSize: parameters.clusterSize,
       disk: options.disk,
@@ -106,6 +116,7 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
       disk: overlay.disk,
       overlayId: overlay.id,
       chain,
+      layerFiles,
       chainIds: image.chainIds,
       imageConfig: record.config,
       manifestDigest,
@@ -115,4 +126,39 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
       vmm: vmmRecipes(overlay.disk, chain),
     };
   });
+}
+
+/**
+ * Converts every layer in order, each as soon as its blob is on disk, and
+ * returns the layer files bottom to top. A failure stops a running pull
+ * and waits for it, so no download is left writing to the store.
+ */
+async function convertLayers(
+  store: Store,
+  parameters: ConversionParameters,
+  parametersId: string,
+  opened: OpenedImage,
+  options: CreateChainOptions,
+): Promise<string[]> {
+  const { image } = opened;
+  const files: string[] = [];
+  let parentChainId: string | null = null;
+  try {
+    for (const layer of image.layers) {
+      const report = (state: ChainProgress & { type: "layer" }) => options.onProgress?.(state);
+      await opened.layerReady(layer.index);
+      const ensured = await ensureLayer(store, parameters, parametersId, layer, parentChainId, {
+        signal: options.signal,
+        onState: (state, bytesDone) =>
+          report({ type: "layer", index: layer.index, count: image.layers.length, chainId: layer.chainId, state, bytesDone }),
+      });
+      files.push(ensured.file);
+      parentChainId = layer.chainId;
+    }
+    await opened.finish();
+  } catch (error) {
+    await opened.cancel(error);
+    throw error;
+  }
+  return files;
 }

@@ -40,9 +40,9 @@ function time(value: Timespec): { seconds: number; nanoseconds: number } {
 }
 
 /**
- * Converts applier attributes to ext4 ones. A tar records no ctime, and the
- * kernel would set it to the extraction time; the mtime is used instead so
- * the same layer always gives the same bytes.
+ * Converts applier attributes to ext4 ones. A tar records no ctime, so the
+ * mtime stands in for it. The extraction time would make the bytes differ
+ * between runs.
  */
 function ext4Attributes(attributes: NodeAttributes): Ext4Attrs {
   return {

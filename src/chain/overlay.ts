@@ -18,20 +18,28 @@ export interface NewOverlay {
   reference: string;
   parametersId: string;
   topChainId: string;
+  /** Merged file to back the overlay instead of the top layer file, when a depth limit applies. */
+  mergedKey?: string;
   virtualSize: number;
   clusterSize: number;
   /** Where to write the overlay; by default `overlays/ID.qcow2` in the store. */
   disk?: string;
 }
 
-/** Writes an empty qcow2 over the top layer at `disk`, atomically. */
+/** Returns the file an overlay is backed by: its merged file, or else the top layer file. */
+export function overlayBackingFile(store: Store, record: OverlayRecord): string {
+  if (record.mergedKey !== undefined) return store.mergedFile(record.parametersId, record.mergedKey);
+  return store.layerFile(record.parametersId, record.topChainId);
+}
+
+/** Writes an empty qcow2 over the top layer or merged file at `disk`, atomically. */
 async function writeOverlayFile(store: Store, record: OverlayRecord, virtualSize: number, clusterSize: number) {
   const temporary = temporaryPathFor(record.disk);
   try {
     await createImage(temporary, {
       virtualSize,
       clusterSize,
-      backing: { path: store.layerFile(record.parametersId, record.topChainId), format: "qcow2" },
+      backing: { path: overlayBackingFile(store, record), format: "qcow2" },
     });
     await publishFile(temporary, record.disk);
   } catch (error) {
@@ -49,6 +57,7 @@ export async function createOverlay(store: Store, overlay: NewOverlay): Promise<
     reference: overlay.reference,
     parametersId: overlay.parametersId,
     topChainId: overlay.topChainId,
+    ...(overlay.mergedKey === undefined ? {} : { mergedKey: overlay.mergedKey }),
     createdAt: new Date().toISOString(),
   };
   // The record comes first: prune must never see the disk without it.
@@ -77,6 +86,13 @@ export async function resetOverlay(store: Store, id: string): Promise<OverlayRec
       "ERR_LAYER_NOT_FOUND",
       `the top layer ${record.topChainId} of overlay ${id} is missing from the store; create the chain again`,
       { digest: record.topChainId },
+    );
+  }
+  if (record.mergedKey !== undefined && !(await store.readMerged(record.parametersId, record.mergedKey))) {
+    throw new LayerdiskError(
+      "ERR_LAYER_NOT_FOUND",
+      `the merged file ${record.mergedKey} under overlay ${id} is missing from the store; create the chain again`,
+      { file: store.mergedFile(record.parametersId, record.mergedKey) },
     );
   }
   await writeOverlayFile(store, record, layer.parameters.fsSize, layer.parameters.clusterSize);

@@ -1,6 +1,7 @@
 /** Types shared by createChain, the layer conversion worker and the CLI. */
 
 import type { ContainerConfig } from "../image/types.js";
+import type { PullProgress } from "../registry/progress.js";
 
 export interface ChainResult {
   /** The reference as given. */
@@ -11,8 +12,10 @@ export interface ChainResult {
   disk: string;
   /** Store id of the overlay, for `resetOverlay` and `deleteOverlay`. */
   overlayId: string;
-  /** Layer files, bottom to top; the overlay's backing chain. */
+  /** Files the overlay is backed by, bottom to top: the chain the VMM opens, less the overlay. */
   chain: string[];
+  /** Every layer's file, bottom to top; equal to `chain` unless `maxDepth` merged the top layers. */
+  layerFiles: string[];
   /** Chain IDs of the layers, bottom to top. */
   chainIds: string[];
   /** Entrypoint, Cmd, Env, WorkingDir, User and the rest of the image config's `config`. */
@@ -38,4 +41,5 @@ export type ChainProgress =
       bytesDone?: number;
       bytesTotal?: number;
     }
+  | ({ type: "download" } & PullProgress)
   | { type: "overlay"; disk: string };

@@ -1,9 +1,12 @@
 /** `layerdisk create REF`: convert an image and print the overlay and chain. */
 
 import { createChain } from "../chain/create.js";
+import { resolveMaxDepth, type MaxDepthPreset } from "../chain/depth.js";
+import { classifyReference } from "../chain/source.js";
 import type { Store } from "../store/store.js";
-import { parseSize } from "./args.js";
-import { progressRenderer } from "./progress.js";
+import { parseSize, UsageError } from "./args.js";
+import { lineRenderer, progressRenderer } from "./progress.js";
+import { pullProgressWriter } from "./pull-command.js";
 import type { CommandOutput } from "./store-commands.js";
 
 export interface CreateFlags {
@@ -11,6 +14,19 @@ export interface CreateFlags {
   "fs-size"?: string;
   "cluster-size"?: string;
   disk?: string;
+  "max-depth"?: string;
+  "insecure-registry"?: string[];
+}
+
+/** Parses `--max-depth N|PRESET`, turning an invalid value into a usage error. */
+function parseMaxDepth(text: string | undefined): number | MaxDepthPreset | undefined {
+  if (text === undefined) return undefined;
+  try {
+    resolveMaxDepth(text);
+  } catch (error) {
+    throw new UsageError(`--max-depth: ${(error as Error).message}`);
+  }
+  return /^\d+$/.test(text) ? Number(text) : (text as MaxDepthPreset);
 }
 
 export async function createCommand(
@@ -21,7 +37,10 @@ export async function createCommand(
   signal: AbortSignal,
 ): Promise<number> {
   // Progress goes to stderr, so stdout carries only the result (or JSON).
-  const renderer = progressRenderer(process.stderr);
+  // Download lines would break the redrawn bars, so a pull uses plain lines.
+  const pulls = classifyReference(reference).kind === "registry";
+  const renderer = pulls ? lineRenderer(process.stderr) : progressRenderer(process.stderr);
+  const downloads = pullProgressWriter(process.stderr);
   const result = await createChain(reference, {
     store,
     signal,
@@ -29,8 +48,11 @@ export async function createCommand(
     fsSize: flags["fs-size"] === undefined ? undefined : parseSize("--fs-size", flags["fs-size"]),
     clusterSize: flags["cluster-size"] === undefined ? undefined : parseSize("--cluster-size", flags["cluster-size"]),
     disk: flags.disk,
+    maxDepth: parseMaxDepth(flags["max-depth"]),
+    insecureRegistries: flags["insecure-registry"],
     onProgress: (event) => {
       if (event.type === "layer") renderer.update(event);
+      else if (event.type === "download") downloads(event);
     },
   });
   renderer.finish();
@@ -40,7 +62,7 @@ export async function createCommand(
     return 0;
   }
   output.stdout.write(`disk:   ${result.disk}\n`);
-  output.stdout.write(`chain:  ${result.chain.length} layer files, bottom to top\n`);
+  output.stdout.write(`chain:  ${result.chain.length} files under the overlay, bottom to top\n`);
   for (const file of result.chain) output.stdout.write(`        ${file}\n`);
   output.stdout.write(`image:  ${result.manifestDigest}\n`);
   return 0;

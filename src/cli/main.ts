@@ -16,6 +16,8 @@ import { Store } from "../store/store.js";
 import { defaultStoreRoot } from "../store/location.js";
 import { UsageError } from "./args.js";
 import { createCommand } from "./create-command.js";
+import { exportCommand } from "./export-command.js";
+import { pullCommand } from "./pull-command.js";
 import { inspectCommand, listCommand, pruneCommand, removeCommand, verifyCommand } from "./store-commands.js";
 
 const EXIT_FAILURE = 1;
@@ -26,6 +28,8 @@ const USAGE = `Usage: layerdisk COMMAND [OPTIONS]
 
 Commands:
   create REF     convert an image into a qcow2 chain and make a writable overlay
+  pull REF       download a registry image into the store without converting it
+  export REF OUT write one standalone disk file (no backing file) from a chain
   ls             list images, layer files and overlays in the store
   inspect REF    show an image's record and chain
   rm REF...      remove image records (their layers stay until prune)
@@ -33,7 +37,10 @@ Commands:
   verify         check every layer with qemu-img check and every image with e2fsck -fn
 
 REF is oci-layout:PATH[:TAG|@DIGEST], oci-archive:PATH, docker-archive:PATH,
-or a path to any of these.
+a path to any of these, or a registry reference such as alpine,
+localhost:5000/repo:tag or docker://REF. An existing path wins over a
+registry reference. For export, REF is a qcow2 file (such as an overlay) or
+an image in the store.
 
 Options for every command:
   --store DIR    store folder (default: $LAYERDISK_STORE, $XDG_CACHE_HOME/layerdisk or ~/.cache/layerdisk)
@@ -45,6 +52,16 @@ Options for create:
   --fs-size SIZE                ext4 filesystem size, such as 64G (default 64G; sparse)
   --cluster-size SIZE           qcow2 cluster size, 512 to 2M (default 64K)
   --disk PATH                   where to write the overlay (default: in the store)
+  --max-depth N|PRESET          files the VMM opens at most, overlay included; upper layers
+                                are merged beyond it. Presets: cloud-hypervisor, crosvm (10),
+                                qemu, libkrun (no limit). Default: no limit
+
+Options for create and pull:
+  --insecure-registry HOST[:PORT]  reach this registry over plain HTTP (repeatable;
+                                   loopback registries always are)
+
+Options for export:
+  --format raw|qcow2            raw: sparse raw file (default); qcow2: qcow2 without backing file
 
 Exit status: 0 success, 1 failure, 2 invalid command line, 3 verify found a problem, 130 interrupted.
 `;
@@ -57,6 +74,9 @@ const OPTIONS = {
   "fs-size": { type: "string" },
   "cluster-size": { type: "string" },
   disk: { type: "string" },
+  "max-depth": { type: "string" },
+  "insecure-registry": { type: "string", multiple: true },
+  format: { type: "string" },
 } as const;
 
 async function run(argv: string[], signal: AbortSignal): Promise<number> {
@@ -78,6 +98,13 @@ async function run(argv: string[], signal: AbortSignal): Promise<number> {
       requireOperands();
       if (operands.length > 1) throw new UsageError(`"layerdisk create" takes one image reference, got ${operands.length}`);
       return createCommand(store, operands[0]!, values, output, signal);
+    case "pull":
+      requireOperands();
+      if (operands.length > 1) throw new UsageError(`"layerdisk pull" takes one image reference, got ${operands.length}`);
+      return pullCommand(store, operands[0]!, values, output, signal);
+    case "export":
+      requireOperands();
+      return exportCommand(store, operands, values, output);
     case "ls":
       return listCommand(store, output);
     case "inspect":

@@ -35,7 +35,7 @@ function formatBytes(bytes: number): string {
 function describe(progress: LayerProgress): string {
   const head = `layer ${progress.index + 1}/${progress.count} ${shortDigest(progress.chainId)}`;
   const bytes =
-    progress.bytesDone === undefined
+    !progress.bytesDone
       ? ""
       : ` ${formatBytes(progress.bytesDone)}${progress.bytesTotal ? ` of ${formatBytes(progress.bytesTotal)}` : ""}`;
   return `${head} ${progress.state}${bytes}`;
@@ -59,7 +59,7 @@ export function lineRenderer(output: NodeJS.WritableStream): ProgressRenderer {
   };
 }
 
-/** One bar line per layer, redrawn in place. */
+/** Draws one bar per layer and redraws them in place as layers progress. */
 export function barRenderer(output: WriteStream): ProgressRenderer {
   const lines: string[] = [];
   let drawn = 0;

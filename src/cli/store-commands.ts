@@ -68,10 +68,23 @@ export async function inspectCommand(store: Store, queries: string[], output: Co
   return 0;
 }
 
+/** Returns the pull records a query names by reference as given, full name or manifest digest. */
+async function findPulls(store: Store, query: string) {
+  const pulls = await store.listPulls();
+  return pulls.filter((pull) => pull.reference === query || pull.name === query || pull.manifestDigest === query);
+}
+
 export async function removeCommand(store: Store, queries: string[], output: CommandOutput): Promise<number> {
   const removed: string[] = [];
   for (const query of queries) {
-    for (const image of await findOne(store, query)) {
+    // A pulled image that was never converted has only a pull record.
+    const pulls = await findPulls(store, query);
+    for (const pull of pulls) {
+      await store.removePull(pull.key);
+      removed.push(pull.reference);
+    }
+    const images = pulls.length > 0 ? await store.findImages(query) : await findOne(store, query);
+    for (const image of images) {
       await store.removeImage(image.key);
       removed.push(image.reference);
     }

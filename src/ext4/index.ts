@@ -279,6 +279,15 @@ export class Ext4Filesystem {
     return callNativeSync(() => ext4Native().ext4ReadDir(this.handle, pathBytes(path)));
   }
 
+  /**
+   * Resolves every symlink in `path` inside the image, with the image root
+   * as `/`. Missing components are kept, so the result also names where a
+   * new entry would go.
+   */
+  resolveSymlinks(path: Ext4Path): Buffer {
+    return callNativeSync(() => ext4Native().ext4ResolveSymlinks(this.handle, pathBytes(path)));
+  }
+
   /** Reads a whole regular file into memory. */
   readFile(path: Ext4Path): Buffer {
     return callNativeSync(() => ext4Native().ext4ReadFile(this.handle, pathBytes(path)));

@@ -52,6 +52,7 @@ export interface Ext4Native {
   ext4Lstat(fs: NativeHandle, path: Buffer): NativeStat | null;
   ext4ReadDir(fs: NativeHandle, path: Buffer): { name: Buffer; ino: number; fileType: number }[];
   ext4ReadFile(fs: NativeHandle, path: Buffer): Buffer;
+  ext4ResolveSymlinks(fs: NativeHandle, path: Buffer): Buffer;
 }
 
 export function ext4Native(): Ext4Native {

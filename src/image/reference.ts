@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { existsSync } from "node:fs";
 
 import { ImageError } from "../errors.js";
 
@@ -41,12 +41,12 @@ export function parseReference(text: string): ImageReference {
   if (digestMatch !== null) {
     return { kind, path: rest.slice(0, digestMatch.index), digest: digestMatch[1] as string };
   }
-  if (exists(rest)) return { kind, path: rest };
+  if (existsSync(rest)) return { kind, path: rest };
   if (kind === "docker-archive") return splitImageName(rest);
 
   const last = rest.lastIndexOf(":");
   const tag = last === -1 ? "" : rest.slice(last + 1);
-  if (last > 0 && TAG_PATTERN.test(tag) && exists(rest.slice(0, last))) {
+  if (last > 0 && TAG_PATTERN.test(tag) && existsSync(rest.slice(0, last))) {
     return { kind, path: rest.slice(0, last), tag };
   }
   return { kind, path: rest };
@@ -56,16 +56,8 @@ function splitImageName(rest: string): ImageReference {
   for (let colon = rest.indexOf(":"); colon > 0; colon = rest.indexOf(":", colon + 1)) {
     const path = rest.slice(0, colon);
     const imageName = rest.slice(colon + 1);
-    if (imageName !== "" && exists(path)) return { kind: "docker-archive", path, imageName };
+    if (imageName !== "" && existsSync(path)) return { kind: "docker-archive", path, imageName };
   }
   return { kind: "docker-archive", path: rest };
 }
 
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 
 import { ImageError } from "../errors.js";
 import { resolveDockerArchive } from "./docker-archive.js";
@@ -29,7 +29,7 @@ export async function resolveImage(reference: string, options: ResolveImageOptio
     return resolveOciImage(new DirectoryFiles(ref.path), "oci-layout", selector, platform);
   }
 
-  if (!exists(ref.path)) throw notFound(ref, "an image archive");
+  if (!existsSync(ref.path)) throw notFound(ref, "an image archive");
   const files = await ArchiveFiles.open(ref.path);
   // `docker save` from Docker 25 on writes an OCI layout with index.json too.
   if (files.has("index.json") && files.has("oci-layout")) {
@@ -55,11 +55,3 @@ function isDirectory(path: string): boolean {
   }
 }
 
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -50,8 +50,9 @@ export interface ResolvedLayer {
 
 /** An image found on disk with its manifest and config read and verified. */
 export interface ResolvedImage {
-  source: SourceKind;
-  /** The OCI layout directory or archive file. */
+  /** Where the image came from; `registry` for one pulled by createChain. */
+  source: SourceKind | "registry";
+  /** The OCI layout directory or archive file; for a pulled image, its full reference. */
   file: string;
   /** Absent for a legacy `docker save` archive, which has no manifest blob. */
   manifestDigest?: string;

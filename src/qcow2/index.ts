@@ -122,7 +122,11 @@ export async function createImage(path: string, options: CreateImageOptions = {}
 /** Reads the private handle of a chain; set by the class's static block. */
 let handleOf: (chain: Qcow2Chain) => NativeHandle;
 
-/** An open backing chain. Call `close()` to flush it; only the top image is written. */
+/**
+ * An open backing chain; only the top image is written. Call `close()`: a
+ * writable chain that is garbage-collected unclosed is still flushed, but on
+ * the main thread and without reporting errors.
+ */
 export class Qcow2Chain {
   readonly #handle: NativeHandle;
 

@@ -1,6 +1,7 @@
 /**
- * Removal of what nothing references: layers that no image record and no
- * live overlay needs, overlay records whose disk is gone, blobs no image
+ * Removal of what nothing references. That is layers that no image record
+ * and no live overlay needs, merged files no live overlay uses, and overlay
+ * records whose disk is gone. It is also blobs that no image or pull record
  * lists, and temporary files left by crashed conversions.
  */
 
@@ -13,6 +14,8 @@ import { Store } from "./store.js";
 
 export interface PruneResult {
   removedLayers: string[];
+  /** Keys of merged files removed. */
+  removedMergedFiles: string[];
   removedOverlayRecords: string[];
   removedBlobs: string[];
   removedTemporaryFiles: string[];
@@ -81,6 +84,7 @@ export async function prune(store: Store): Promise<PruneResult> {
 async function pruneLocked(store: Store): Promise<PruneResult> {
   const result: PruneResult = {
     removedLayers: [],
+    removedMergedFiles: [],
     removedOverlayRecords: [],
     removedBlobs: [],
     removedTemporaryFiles: [],
@@ -90,19 +94,35 @@ async function pruneLocked(store: Store): Promise<PruneResult> {
   const images = await store.listImages();
   const keep = new Set<string>();
   const keepBlobs = new Set<string>();
+  const keepMerged = new Set<string>();
 
   for (const image of images) {
     markChain(layers, image.parametersId, image.chainIds.at(-1) ?? null, keep);
     for (const digest of [image.manifestDigest, image.configDigest, ...image.layerDigests]) keepBlobs.add(digest);
   }
 
+  for (const pull of await store.listPulls()) {
+    for (const digest of [pull.indexDigest, pull.manifestDigest, pull.configDigest, ...pull.layerDigests]) {
+      if (digest !== undefined) keepBlobs.add(digest);
+    }
+  }
+
   for (const overlay of await store.listOverlays()) {
     if (await exists(overlay.disk)) {
       markChain(layers, overlay.parametersId, overlay.topChainId, keep);
+      if (overlay.mergedKey !== undefined) keepMerged.add(`${overlay.parametersId}/${overlay.mergedKey}`);
     } else {
       await store.removeOverlayRecord(overlay.id);
       result.removedOverlayRecords.push(overlay.id);
     }
+  }
+
+  // A merged file is only a cache for overlays; createChain makes it again.
+  for (const merged of await store.listMerged()) {
+    if (keepMerged.has(`${merged.parametersId}/${merged.key}`)) continue;
+    result.freedBytes += await fileBytes(store.mergedFile(merged.parametersId, merged.key));
+    await store.removeMerged(merged.parametersId, merged.key);
+    result.removedMergedFiles.push(merged.key);
   }
 
   for (const [key, layer] of layers) {

@@ -15,12 +15,16 @@ import { LayerdiskError } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
 import { defaultStoreRoot } from "./location.js";
 import { withFileLock } from "./lock.js";
-import type { ImageRecord, LayerRecord, OverlayRecord } from "./records.js";
+import type { ImageRecord, LayerRecord, MergedRecord, OverlayRecord, PullRecord } from "./records.js";
 
 /** Version of the folder layout; a store with another version is rejected. */
 export const STORE_LAYOUT_VERSION = 1;
 
 const DIGEST_PATTERN = /^sha256:([0-9a-f]{64})$/;
+
+/** Name prefix of merged layer files and their records in a layer folder. */
+const MERGED_PREFIX = "merged-";
+const MERGED_KEY_PATTERN = /^[0-9a-f]{64}$/;
 
 export class StoreError extends LayerdiskError {}
 
@@ -33,6 +37,13 @@ export function digestHex(digest: string): string {
     });
   }
   return match[1]!;
+}
+
+function checkMergedKey(key: string): string {
+  if (!MERGED_KEY_PATTERN.test(key)) {
+    throw new StoreError("ERR_STORE_CORRUPT", `invalid merged file key "${key}": expected 64 hex digits`);
+  }
+  return key;
 }
 
 function isMissing(error: unknown): boolean {
@@ -69,7 +80,7 @@ export class Store {
 
   /** Creates the folders and checks the layout version. */
   async open(): Promise<this> {
-    for (const folder of ["blobs/sha256", "layers", "images", "overlays", "locks", "tmp"]) {
+    for (const folder of ["blobs/sha256", "layers", "images", "pulls", "overlays", "locks", "tmp"]) {
       await mkdir(join(this.root, folder), { recursive: true });
     }
     const versionFile = join(this.root, "VERSION");
@@ -152,7 +163,7 @@ export class Store {
     const records: LayerRecord[] = [];
     for (const parametersId of await listNames(join(this.root, "layers"))) {
       for (const name of await listNames(this.layerFolder(parametersId))) {
-        if (!name.endsWith(".json")) continue;
+        if (!name.endsWith(".json") || name.startsWith(MERGED_PREFIX)) continue;
         const record = await this.readLayer(parametersId, `sha256:${name.slice(0, -".json".length)}`);
         if (record) records.push(record);
       }
@@ -164,6 +175,78 @@ export class Store {
   async removeLayer(parametersId: string, chainId: string): Promise<void> {
     await rm(this.layerRecordFile(parametersId, chainId), { force: true });
     await rm(this.layerFile(parametersId, chainId), { force: true });
+  }
+
+  // Merged layer files, in the layer folder of their parameter set so that
+  // their backing file name is the kept layer's plain file name.
+
+  mergedFile(parametersId: string, key: string): string {
+    return join(this.layerFolder(parametersId), `${MERGED_PREFIX}${checkMergedKey(key)}.qcow2`);
+  }
+
+  mergedRecordFile(parametersId: string, key: string): string {
+    return join(this.layerFolder(parametersId), `${MERGED_PREFIX}${checkMergedKey(key)}.json`);
+  }
+
+  /** Runs `task` holding the lock for one merged file. */
+  withMergedLock<T>(parametersId: string, key: string, task: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockFile(`merged-${parametersId}-${checkMergedKey(key)}`), task);
+  }
+
+  /** Returns a merged file's record, or undefined when the record or its file is missing. */
+  async readMerged(parametersId: string, key: string): Promise<MergedRecord | undefined> {
+    const record = await readJson<MergedRecord>(this.mergedRecordFile(parametersId, key));
+    if (record === undefined) return undefined;
+    try {
+      await stat(this.mergedFile(parametersId, key));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    return record;
+  }
+
+  async writeMergedRecord(record: MergedRecord): Promise<void> {
+    await writeFileAtomic(this.mergedRecordFile(record.parametersId, record.key), JSON.stringify(record, null, 2));
+  }
+
+  async listMerged(): Promise<MergedRecord[]> {
+    const records: MergedRecord[] = [];
+    for (const parametersId of await listNames(join(this.root, "layers"))) {
+      for (const name of await listNames(this.layerFolder(parametersId))) {
+        if (!name.startsWith(MERGED_PREFIX) || !name.endsWith(".json")) continue;
+        const record = await this.readMerged(parametersId, name.slice(MERGED_PREFIX.length, -".json".length));
+        if (record) records.push(record);
+      }
+    }
+    return records;
+  }
+
+  /** Removes a merged file's record first, then the file, as `removeLayer` does. */
+  async removeMerged(parametersId: string, key: string): Promise<void> {
+    await rm(this.mergedRecordFile(parametersId, key), { force: true });
+    await rm(this.mergedFile(parametersId, key), { force: true });
+  }
+
+  // Pulls: images in the blob cache that were not converted.
+
+  async writePull(record: PullRecord): Promise<void> {
+    const key = this.imageKey(record.reference, record.platform, "pull");
+    await writeFileAtomic(join(this.root, "pulls", `${key}.json`), JSON.stringify(record, null, 2));
+  }
+
+  async listPulls(): Promise<Array<PullRecord & { key: string }>> {
+    const pulls: Array<PullRecord & { key: string }> = [];
+    for (const name of await listNames(join(this.root, "pulls"))) {
+      if (!name.endsWith(".json")) continue;
+      const record = await readJson<PullRecord>(join(this.root, "pulls", name));
+      if (record) pulls.push({ ...record, key: name.slice(0, -".json".length) });
+    }
+    return pulls;
+  }
+
+  async removePull(key: string): Promise<void> {
+    await rm(join(this.root, "pulls", `${key}.json`), { force: true });
   }
 
   // Images.

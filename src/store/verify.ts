@@ -1,6 +1,6 @@
 /**
- * `verify`: checks the store with the reference tools. Every layer file goes
- * through `qemu-img check`, and the filesystem at the top of every image's
+ * `verify`: checks the store with the reference tools. Every layer file and
+ * merged file goes through `qemu-img check`, and the filesystem at the top of every image's
  * chain through `e2fsck -fn` on a sparse raw copy made by `qemu-img convert`.
  */
 
@@ -11,7 +11,7 @@ import { runProgram } from "../process/run.js";
 import { Store } from "./store.js";
 
 export interface CheckOutcome {
-  /** What was checked: a layer's chain ID or an image reference. */
+  /** Subject of the check: a layer's chain ID, `merged KEY` or an image reference. */
   subject: string;
   file: string;
   tool: "qemu-img check" | "e2fsck -fn";
@@ -60,6 +60,9 @@ export async function verifyStore(store: Store, onCheck?: (outcome: CheckOutcome
 
   for (const layer of await store.listLayers()) {
     record(await checkQcow2(layer.chainId, store.layerFile(layer.parametersId, layer.chainId)));
+  }
+  for (const merged of await store.listMerged()) {
+    record(await checkQcow2(`merged ${merged.key}`, store.mergedFile(merged.parametersId, merged.key)));
   }
 
   const scratch = await mkdtemp(join(store.root, "tmp", ".tmp-verify-"));

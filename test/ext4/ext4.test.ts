@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -49,6 +50,7 @@ describe("Ext4Filesystem", () => {
     expect(fs.readDir("/").map((entry) => entry.name.toString("latin1"))).toContain("n\xff\x01");
     expect(fs.xattrs("etc/hostname")).toEqual([{ name: Buffer.from("user.origin"), value: Buffer.from("test") }]);
     expect(fs.lstat("missing")).toBeNull();
+    expect(fs.resolveSymlinks("link").toString()).toBe("etc/hostname");
     fs.close();
 
     const result = fsck(image);
@@ -71,6 +73,21 @@ describe("Ext4Filesystem", () => {
     fs.commit();
     fs.close();
     expect(fsck(image).status).toBe(0);
+  });
+
+  it("gives byte-identical images for the same input", () => {
+    const digests = [0, 1].map((run) => {
+      const image = join(scratch, `same-${run}.img`);
+      Ext4Filesystem.format(image, { size: 64 << 20, seed: "sha256:chain", timestamp: 1_700_000_000 });
+      const fs = Ext4Filesystem.open(image);
+      fs.mkdir("bin", attrs(0o755));
+      for (let i = 0; i < 300; i++) fs.writeWholeFile(`bin/tool-${i}`, attrs(0o755), Buffer.alloc(5000 + i, i));
+      fs.symlink("sbin", "bin", attrs(0));
+      fs.commit();
+      fs.close();
+      return createHash("sha256").update(readFileSync(image)).digest("hex");
+    });
+    expect(digests[1]).toBe(digests[0]);
   });
 
   it("runs synchronously inside a worker thread", async () => {

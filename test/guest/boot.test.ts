@@ -97,6 +97,27 @@ describe.skipIf(!pythonRootfsReady())("guest booted from the python image", () =
     expect(await sha256File(disks.qcow2)).toBe(baseBefore);
   }, TEST_TIMEOUT_MS);
 
+  it("boots a three-image chain", async () => {
+    const middle = path.join(workDir, "middle.qcow2");
+    const top = path.join(workDir, "top.qcow2");
+    await createOverlay(disks.qcow2, "qcow2", middle);
+    const written = await bootGuest({ disk: middle, command: "echo from-middle > /etc/layer.txt", timeoutMs: BOOT_TIMEOUT_MS });
+    expect(written.exitCode).toBe(0);
+    const middleBefore = await sha256File(middle);
+    await createOverlay(middle, "qcow2", top);
+
+    const read = await bootGuest({
+      disk: top,
+      command: "cat /etc/layer.txt && echo from-top > /etc/layer.txt && cat /etc/layer.txt && python3 -c 'print(1)'",
+      timeoutMs: BOOT_TIMEOUT_MS,
+    });
+    expect(read.stderr).toBe("");
+    expect(read.stdout).toBe("from-middle\nfrom-top\n1\n");
+    expect(read.exitCode).toBe(0);
+    // Only the top image is writable, so the lower two stay as they were.
+    expect(await sha256File(middle)).toBe(middleBefore);
+  }, TEST_TIMEOUT_MS);
+
   it.each(["auto", "always"] as const)("runs python3 over virtio-fs with cache=%s", async (cache) => {
     // Read-only, because the reference tree is shared test data.
     await expectPythonRuns({ virtiofsDir: pythonRootfs(), virtiofsCache: cache, readOnly: true, timeoutMs: BOOT_TIMEOUT_MS });

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 
 import { describe, expect, it } from "vitest";
 
@@ -25,5 +26,12 @@ describe("fetchKernel", () => {
     expect(position("mbcache")).toBeLessThan(position("ext4"));
     expect(position("crc16")).toBeLessThan(position("ext4"));
     expect(position("fuse")).toBeLessThan(position("virtiofs"));
+  }, 300_000);
+
+  it("extracts an ELF kernel for PVH boot", async () => {
+    const kernel = await fetchKernel();
+    expect(kernel.vmlinux).toBeDefined();
+    const header = (await readFile(kernel.vmlinux!)).subarray(0, 4);
+    expect(header.toString("latin1")).toBe("\x7fELF");
   }, 300_000);
 });

@@ -43,7 +43,13 @@ function generatedBlock(result: GuestBenchResult): string {
     "",
     `![Median time per workload and root](benchmarks/${path.basename(DOCS_CHART)})`,
     "",
-    renderTable(result),
+    "Median of all samples:",
+    "",
+    renderTable(result, "median"),
+    "",
+    "Fastest sample, which other jobs on the shared host disturb least:",
+    "",
+    renderTable(result, "minimum"),
     "",
     `Raw samples: [benchmarks/${path.basename(DOCS_JSON)}](benchmarks/${path.basename(DOCS_JSON)}).`,
     "",
@@ -70,14 +76,15 @@ export function updateGuestSection(page: string, result: GuestBenchResult): stri
 }
 
 /**
- * Stores a run: JSON under the cache directory, and a committed copy of the
- * JSON, the SVG chart and the markdown section under `repoRoot/docs`.
- * Returns the cache path of the JSON.
+ * Stores a run as JSON under the cache directory and returns its path. With
+ * `updateDocs`, also writes the committed copy of the JSON, the SVG chart
+ * and the markdown section under `repoRoot/docs`.
  */
-export async function recordGuestBench(result: GuestBenchResult, repoRoot: string): Promise<string> {
+export async function recordGuestBench(result: GuestBenchResult, repoRoot: string, updateDocs: boolean): Promise<string> {
   const json = `${JSON.stringify(result, null, 2)}\n`;
   const cached = path.join(await cacheSubdir("results"), `guest-${result.date.replaceAll(":", "-")}.json`);
   await writeFile(cached, json);
+  if (!updateDocs) return cached;
 
   await mkdir(path.join(repoRoot, "docs/benchmarks"), { recursive: true });
   await writeFile(path.join(repoRoot, DOCS_JSON), json);

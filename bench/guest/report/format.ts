@@ -22,6 +22,19 @@ export function medianOf(mode: ModeResult | undefined, workload: WorkloadName): 
   return mode?.workloads[workload]?.medianMs;
 }
 
+/** Returns the fastest sample of a workload, or undefined when it was not measured. */
+export function minimumOf(mode: ModeResult | undefined, workload: WorkloadName): number | undefined {
+  const samples = mode?.workloads[workload]?.samplesMs;
+  return samples === undefined || samples.length === 0 ? undefined : Math.min(...samples);
+}
+
+/** Statistic a table reports per workload and mode. */
+export type Statistic = "median" | "minimum";
+
+export function statisticOf(statistic: Statistic, mode: ModeResult | undefined, workload: WorkloadName): number | undefined {
+  return statistic === "median" ? medianOf(mode, workload) : minimumOf(mode, workload);
+}
+
 /** Workloads measured in at least one mode, in fsbench.py order. */
 export function measuredWorkloads(result: GuestBenchResult): WorkloadName[] {
   return WORKLOAD_NAMES.filter((name) => result.modes.some((mode) => mode.workloads[name] !== undefined));

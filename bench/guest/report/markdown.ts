@@ -1,13 +1,17 @@
 import type { GuestBenchResult } from "../results.js";
 import { WORKLOAD_DESCRIPTIONS } from "../workloads/index.js";
-import { findMode, formatMs, formatRatio, measuredWorkloads, medianOf, ratio } from "./format.js";
+import { findMode, formatMs, formatRatio, measuredWorkloads, ratio, statisticOf, type Statistic } from "./format.js";
 
 function tableRow(cells: readonly string[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-/** Renders the median table: one column per mode, then virtio-fs auto ÷ chain and chain ÷ raw. */
-export function renderTable(result: GuestBenchResult): string {
+/**
+ * Renders one table of `statistic` per workload: one column per mode, then
+ * virtio-fs auto ÷ chain and chain ÷ raw. The median table also gets a
+ * boot-time row.
+ */
+export function renderTable(result: GuestBenchResult, statistic: Statistic = "median"): string {
   const chain = findMode(result, "qcow2-chain");
   const virtiofs = findMode(result, "virtiofs-auto");
   const raw = findMode(result, "raw-ext4");
@@ -16,14 +20,15 @@ export function renderTable(result: GuestBenchResult): string {
 
   for (const name of measuredWorkloads(result)) {
     const cache = result.modes.map((mode) => mode.workloads[name]?.cache).find((value) => value !== undefined) ?? "";
-    const medians = result.modes.map((mode) => {
-      const median = medianOf(mode, name);
-      return median === undefined ? "–" : formatMs(median);
+    const values = result.modes.map((mode) => {
+      const value = statisticOf(statistic, mode, name);
+      return value === undefined ? "–" : formatMs(value);
     });
-    const speedup = ratio(medianOf(virtiofs, name), medianOf(chain, name));
-    const overhead = ratio(medianOf(chain, name), medianOf(raw, name));
-    lines.push(tableRow([WORKLOAD_DESCRIPTIONS[name], cache, ...medians, formatRatio(speedup), formatRatio(overhead)]));
+    const speedup = ratio(statisticOf(statistic, virtiofs, name), statisticOf(statistic, chain, name));
+    const overhead = ratio(statisticOf(statistic, chain, name), statisticOf(statistic, raw, name));
+    lines.push(tableRow([WORKLOAD_DESCRIPTIONS[name], cache, ...values, formatRatio(speedup), formatRatio(overhead)]));
   }
+  if (statistic !== "median") return lines.join("\n");
 
   const boots = result.modes.map((mode) => formatMs(mode.bootMs));
   const bootSpeedup = ratio(virtiofs?.bootMs, chain?.bootMs);
@@ -41,6 +46,6 @@ export function renderConditions(result: GuestBenchResult): string {
     `- Accelerator: ${accelerator.accel.toUpperCase()} (${accelerator.reason}).`,
     `- Guest: ${guest.kernelPackage}, ${guest.cpus} vCPUs, ${guest.memoryMiB} MiB, Python ${guest.python}.`,
     `- Image: ${result.image}.`,
-    `- Method: each mode boots ${result.rounds} time(s), in rotated order, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The table shows the median of all ${result.rounds * result.repetitions} samples per workload.`,
+    `- Method: each mode boots ${result.rounds === 1 ? "once" : `${result.rounds} times, in rotated order`}, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The tables show the median and the fastest of all ${result.rounds * result.repetitions} samples per workload.`,
   ].join("\n");
 }

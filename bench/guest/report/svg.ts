@@ -9,8 +9,8 @@ const MODE_COLORS: Readonly<Record<ModeId, string>> = {
   "raw-ext4": "#7570b3",
 };
 
-const WIDTH = 960;
-const LABEL_WIDTH = 330;
+const WIDTH = 1040;
+const LABEL_WIDTH = 400;
 const RIGHT_MARGIN = 70;
 const BAR_HEIGHT = 11;
 const GROUP_GAP = 12;

@@ -12,7 +12,7 @@ use super::error::{Ext4Error, Result};
 use super::fs::Filesystem;
 use super::group_desc::{FLAG_BLOCK_UNINIT, FLAG_INODE_UNINIT};
 
-/// Where the next search starts; cloned into the undo log.
+/// Search positions of the allocator, cloned into the undo log.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AllocState {
     /// Next block to try, or `None` before the first allocation.
@@ -35,12 +35,13 @@ impl Filesystem {
         (self.options.cluster_size / self.block_size as u64).max(1)
     }
 
-    /// Returns the block bitmap of `group`; for an uninitialised group the
-    /// bitmap it implies (its superblock backup and the padding past the
-    /// end of a short last group).
+    /// Returns the block bitmap of `group`. For an uninitialised group this
+    /// is the bitmap it implies: its superblock backup, any metadata placed
+    /// in it, and the padding past the end of a short last group.
     pub(crate) fn block_bitmap(&mut self, group: u32) -> Result<Vec<u8>> {
         let desc = self.groups[group as usize];
         if desc.flags & FLAG_BLOCK_UNINIT == 0 {
+            self.check_bitmap(group, false)?;
             return Ok(self.read_block(desc.block_bitmap)?.to_vec());
         }
         Ok(self.implied_block_bitmap(group))
@@ -68,6 +69,28 @@ impl Filesystem {
         bits
     }
 
+    /// Checks a bitmap from disk against the checksum in its group
+    /// descriptor, once per session and before this session changes it.
+    fn check_bitmap(&mut self, group: u32, inodes: bool) -> Result<()> {
+        let desc = self.groups[group as usize];
+        let (block, expected, bits) = if inodes {
+            (desc.inode_bitmap, desc.inode_bitmap_csum, self.sb.inodes_per_group as usize)
+        } else {
+            (desc.block_bitmap, desc.block_bitmap_csum, self.sb.blocks_per_group as usize)
+        };
+        if !self.sb.has_metadata_csum() || self.verified_bitmaps.contains(&block) {
+            return Ok(());
+        }
+        let seed = self.csum_seed;
+        if bitmap::checksum(self.read_block(block)?, bits, seed) != expected {
+            let kind = if inodes { "inode" } else { "block" };
+            let offset = block * self.block_size as u64;
+            return Err(Ext4Error::corrupt(format!("{kind} bitmap of group {group} has a bad checksum"), Some(offset)));
+        }
+        self.verified_bitmaps.insert(block);
+        Ok(())
+    }
+
     /// Returns the group's bitmap for modification, initialising it first
     /// when the group was uninitialised.
     fn block_bitmap_mut(&mut self, group: u32) -> Result<&mut [u8]> {
@@ -75,8 +98,10 @@ impl Filesystem {
         if desc.flags & FLAG_BLOCK_UNINIT != 0 {
             let bits = self.implied_block_bitmap(group);
             self.cache.write_new(desc.block_bitmap).copy_from_slice(&bits);
+            self.verified_bitmaps.insert(desc.block_bitmap);
             self.group_mut(group).flags &= !FLAG_BLOCK_UNINIT;
         }
+        self.check_bitmap(group, false)?;
         self.write_block(desc.block_bitmap)
     }
 
@@ -206,8 +231,10 @@ impl Filesystem {
             let ipg = self.sb.inodes_per_group as usize;
             let bits = self.cache.write_new(desc.inode_bitmap);
             bitmap::set_range(bits, ipg, bits.len() * 8);
+            self.verified_bitmaps.insert(desc.inode_bitmap);
             self.group_mut(group).flags &= !FLAG_INODE_UNINIT;
         }
+        self.check_bitmap(group, true)?;
         self.write_block(desc.inode_bitmap)
     }
 
@@ -216,6 +243,7 @@ impl Filesystem {
         if desc.flags & FLAG_INODE_UNINIT != 0 {
             return Ok(None);
         }
+        self.check_bitmap(group, true)?;
         Ok(Some(self.read_block(desc.inode_bitmap)?.to_vec()))
     }
 

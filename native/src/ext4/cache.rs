@@ -18,6 +18,8 @@ struct Entry {
     dirty: bool,
 }
 
+/// NOTE: dirty blocks stay in memory until `flush`, so a layer that touches
+/// millions of inodes keeps all their inode table blocks in memory.
 pub struct BlockCache {
     block_size: usize,
     entries: HashMap<u64, Entry>,

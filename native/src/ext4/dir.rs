@@ -16,7 +16,7 @@ use super::leaf;
 use super::superblock::FLAG_UNSIGNED_HASH;
 use super::tree::push_extent;
 
-/// Where a hash leads in an htree: the root, the node (if any), and the leaf.
+/// The index path a hash follows in an htree: the root, the node (if any), and the leaf.
 struct DxPath {
     root: DxRoot,
     /// Position of the followed entry in the root.
@@ -55,6 +55,19 @@ impl Filesystem {
         (inode.size / self.block_size as u64) as u32
     }
 
+    /// Reads a directory block, verifying its checksum when it is a leaf
+    /// with a checksum tail (index blocks carry theirs in `dx_tail`).
+    fn read_dir_data(&mut self, ino: u32, inode: &Inode, block: u64) -> Result<&[u8]> {
+        let seed = self.inode_seed(ino, inode);
+        let csum = self.sb.has_metadata_csum();
+        let data = self.read_block(block)?;
+        if csum && dirent::has_tail(data) && !dirent::verify_checksum(data, seed) {
+            let offset = block * self.block_size as u64;
+            return Err(Ext4Error::corrupt(format!("directory block of inode {ino} has a bad checksum"), Some(offset)));
+        }
+        Ok(self.read_block(block)?)
+    }
+
     /// Sets the tail and checksum of a leaf block after an edit.
     fn seal_leaf(&mut self, ino: u32, inode: &Inode, block: u64) -> Result<()> {
         if !self.sb.has_metadata_csum() {
@@ -81,9 +94,11 @@ impl Filesystem {
     fn dir_append_block(&mut self, ino: u32, inode: &mut Inode) -> Result<(u32, u64)> {
         let logical = self.dir_block_count(inode);
         let (physical, _) = self.allocate_blocks(1)?;
-        let mut extents = self.read_extents(ino, inode)?;
-        push_extent(&mut extents, logical, physical, 1);
-        self.write_extents(ino, inode, &extents)?;
+        if !self.extend_last_extent(ino, inode, physical)? {
+            let mut extents = self.read_extents(ino, inode)?;
+            push_extent(&mut extents, logical, physical, 1);
+            self.write_extents(ino, inode, &extents)?;
+        }
         inode.size += self.block_size as u64;
         self.cache.write_new(physical);
         Ok((logical, physical))
@@ -114,7 +129,7 @@ impl Filesystem {
             let block = self.dir_block(ino, inode, logical)?;
             let location = block * self.block_size as u64;
             let usable = self.usable();
-            if let Some(found) = leaf::find(self.read_block(block)?, usable, name, location)? {
+            if let Some(found) = leaf::find(self.read_dir_data(ino, inode, block)?, usable, name, location)? {
                 return Ok(Some((block, found)));
             }
         }
@@ -128,7 +143,7 @@ impl Filesystem {
             let block = self.dir_block(ino, inode, logical)?;
             let location = block * self.block_size as u64;
             let size = self.block_size;
-            for entry in leaf::live_entries(self.read_block(block)?, size, location)? {
+            for entry in leaf::live_entries(self.read_dir_data(ino, inode, block)?, size, location)? {
                 if entry.name != b"." && entry.name != b".." {
                     entries.push(entry);
                 }
@@ -160,13 +175,12 @@ impl Filesystem {
         for logical in 0..self.dir_block_count(inode) {
             let block = self.dir_block(ino, inode, logical)?;
             let location = block * self.block_size as u64;
-            let data = self.read_block(block)?;
+            let data = self.read_dir_data(ino, inode, block)?;
             if leaf::packed_size(&leaf::live_entries(data, usable, location)?) + dirent::record_size(entry.name.len()) > usable {
                 continue;
             }
-            if leaf::insert(self.write_block(block)?, usable, entry, location)? {
-                return self.seal_leaf(ino, inode, block);
-            }
+            leaf::insert_compacting(self.write_block(block)?, usable, entry, location)?;
+            return self.seal_leaf(ino, inode, block);
         }
         if self.dir_block_count(inode) == 1 && self.sb.feature_compat & super::superblock::COMPAT_DIR_INDEX != 0 {
             self.make_indexed(ino, inode)?;
@@ -209,6 +223,7 @@ impl Filesystem {
     fn read_root(&mut self, ino: u32, inode: &Inode) -> Result<(u64, DxRoot)> {
         let block = self.dir_block(ino, inode, 0)?;
         let location = block * self.block_size as u64;
+        self.verify_index(ino, inode, block, dx::ROOT_COUNT_LIMIT)?;
         let root = DxRoot::decode(self.read_block(block)?, location)?;
         if root.hash_version != hash::HASH_HALF_MD4 {
             return Err(Ext4Error::Unsupported { message: format!("directory hash version {} (only half_md4 is supported)", root.hash_version) });
@@ -219,7 +234,22 @@ impl Filesystem {
     fn read_dx_node(&mut self, ino: u32, inode: &Inode, logical: u32) -> Result<DxNode> {
         let block = self.dir_block(ino, inode, logical)?;
         let location = block * self.block_size as u64;
+        self.verify_index(ino, inode, block, dx::NODE_COUNT_LIMIT)?;
         DxNode::decode(self.read_block(block)?, location)
+    }
+
+    fn verify_index(&mut self, ino: u32, inode: &Inode, block: u64, count_offset: usize) -> Result<()> {
+        if !self.sb.has_metadata_csum() {
+            return Ok(());
+        }
+        let seed = self.inode_seed(ino, inode);
+        let data = self.read_block(block)?;
+        let limit = super::le::u16_at(data, count_offset + dx::LIMIT) as usize;
+        if count_offset + (limit + 1) * dx::ENTRY_SIZE > data.len() || !dx::verify_checksum(data, count_offset, seed) {
+            let offset = block * self.block_size as u64;
+            return Err(Ext4Error::corrupt(format!("htree index block of inode {ino} has a bad checksum or limit"), Some(offset)));
+        }
+        Ok(())
     }
 
     fn dx_probe(&mut self, ino: u32, inode: &Inode, hash: u32) -> Result<DxPath> {
@@ -245,7 +275,7 @@ impl Filesystem {
         for logical in leaves {
             let block = self.dir_block(ino, inode, logical)?;
             let location = block * self.block_size as u64;
-            if let Some(found) = leaf::find(self.read_block(block)?, usable, name, location)? {
+            if let Some(found) = leaf::find(self.read_dir_data(ino, inode, block)?, usable, name, location)? {
                 return Ok(Some((block, found)));
             }
         }
@@ -286,9 +316,10 @@ impl Filesystem {
         let path = self.dx_probe(ino, inode, hash)?;
         let block = self.dir_block(ino, inode, path.leaf)?;
         let location = block * self.block_size as u64;
-        let data = self.read_block(block)?;
+        let data = self.read_dir_data(ino, inode, block)?;
         let fits = leaf::packed_size(&leaf::live_entries(data, usable, location)?) + dirent::record_size(entry.name.len()) <= usable;
-        if fits && leaf::insert(self.write_block(block)?, usable, entry, location)? {
+        if fits {
+            leaf::insert_compacting(self.write_block(block)?, usable, entry, location)?;
             return self.seal_leaf(ino, inode, block);
         }
 

@@ -14,10 +14,7 @@ pub enum Ext4Error {
     /// A path component before the last one is not a directory.
     NotADirectory { path: String },
     NotFound { path: String },
-    AlreadyExists { path: String },
     IsADirectory { path: String },
-    /// The directory to replace or remove still has entries.
-    DirectoryNotEmpty { path: String },
     /// A new link would exceed the link limit (65,000 for files).
     TooManyLinks { path: String, links: u32 },
     /// No free block or inode is left, or a directory index is full.
@@ -43,16 +40,14 @@ impl Ext4Error {
         Ext4Error::Corrupt { message: message.into(), offset }
     }
 
-    /// The stable code JavaScript sees.
+    /// Returns the stable code that JavaScript receives as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
             Ext4Error::NameTooLong { .. } => "ERR_EXT4_NAME_TOO_LONG",
             Ext4Error::InvalidName { .. } => "ERR_EXT4_INVALID_NAME",
             Ext4Error::NotADirectory { .. } => "ERR_EXT4_NOT_A_DIRECTORY",
             Ext4Error::NotFound { .. } => "ERR_EXT4_NOT_FOUND",
-            Ext4Error::AlreadyExists { .. } => "ERR_EXT4_EXISTS",
             Ext4Error::IsADirectory { .. } => "ERR_EXT4_IS_A_DIRECTORY",
-            Ext4Error::DirectoryNotEmpty { .. } => "ERR_EXT4_DIRECTORY_NOT_EMPTY",
             Ext4Error::TooManyLinks { .. } => "ERR_EXT4_TOO_MANY_LINKS",
             Ext4Error::NoSpace { .. } => "ERR_EXT4_NO_SPACE",
             Ext4Error::InvalidArgument { .. } => "ERR_EXT4_INVALID_ARGUMENT",
@@ -64,16 +59,14 @@ impl Ext4Error {
         }
     }
 
-    /// The path inside the filesystem that the error is about, if any.
+    /// Returns the path inside the filesystem that the error is about, if any.
     pub fn path(&self) -> Option<&str> {
         match self {
             Ext4Error::NameTooLong { path, .. }
             | Ext4Error::InvalidName { path }
             | Ext4Error::NotADirectory { path }
             | Ext4Error::NotFound { path }
-            | Ext4Error::AlreadyExists { path }
             | Ext4Error::IsADirectory { path }
-            | Ext4Error::DirectoryNotEmpty { path }
             | Ext4Error::TooManyLinks { path, .. }
             | Ext4Error::NoSpace { path, .. }
             | Ext4Error::InvalidArgument { path, .. }
@@ -111,9 +104,7 @@ impl fmt::Display for Ext4Error {
             }
             Ext4Error::NotADirectory { path } => write!(f, "{path:?} is not a directory"),
             Ext4Error::NotFound { path } => write!(f, "{path:?} not found"),
-            Ext4Error::AlreadyExists { path } => write!(f, "{path:?} already exists"),
             Ext4Error::IsADirectory { path } => write!(f, "{path:?} is a directory"),
-            Ext4Error::DirectoryNotEmpty { path } => write!(f, "directory {path:?} is not empty"),
             Ext4Error::TooManyLinks { path, links } => {
                 write!(f, "{path:?} already has {links} links, the maximum")
             }

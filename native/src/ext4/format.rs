@@ -114,8 +114,8 @@ fn geometry(options: &FormatOptions, device_size: u64) -> Result<Geometry> {
         return Err(invalid(format!("bytes per inode {} is below 1024", options.bytes_per_inode)));
     }
     let per_block = BLOCK_SIZE / INODE_SIZE as u64;
-    let wanted = (blocks * BLOCK_SIZE / options.bytes_per_inode).div_ceil(groups as u64);
-    let inodes_per_group = (wanted.div_ceil(per_block) * per_block).clamp(per_block, bpg);
+    let requested = (blocks * BLOCK_SIZE / options.bytes_per_inode).div_ceil(groups as u64);
+    let inodes_per_group = (requested.div_ceil(per_block) * per_block).clamp(per_block, bpg);
     if inodes_per_group * groups as u64 > u32::MAX as u64 {
         return Err(invalid("too many inodes; raise bytes per inode".into()));
     }
@@ -255,6 +255,7 @@ fn init_bitmaps(fs: &mut Filesystem) -> Result<()> {
             desc.flags &= !FLAG_BLOCK_UNINIT;
             let location = desc.block_bitmap;
             fs.cache.write_new(location).copy_from_slice(&bits);
+            fs.verified_bitmaps.insert(location);
         }
         fs.dirty_groups.insert(group);
     }

@@ -4,7 +4,7 @@
 //! group descriptors. Each public operation runs under an undo log, so an
 //! operation that fails leaves the filesystem as it was before the call.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::alloc::AllocState;
 use super::bitmap;
@@ -51,6 +51,9 @@ pub struct Filesystem {
     pub(crate) options: OpenOptions,
     pub(crate) undo: Option<Undo>,
     pub(crate) writer: Option<FileWriter>,
+    /// Bitmap blocks checked against their descriptor checksums, or made
+    /// in this session.
+    pub(crate) verified_bitmaps: HashSet<u64>,
     /// The superblock as last read or written, to skip unchanged writes.
     written_superblock: Vec<u8>,
 }
@@ -90,6 +93,7 @@ impl Filesystem {
             options,
             undo: None,
             writer: None,
+            verified_bitmaps: HashSet::new(),
             written_superblock: Vec::new(),
             sb,
         }
@@ -141,10 +145,11 @@ impl Filesystem {
     }
 
     /// Blocks at the start of `group` taken by a superblock and descriptor
-    /// table backup, or 0 when the group has none.
+    /// table backup with its reserved resize blocks, or 0 when the group
+    /// has none.
     pub(crate) fn backup_blocks(&self, group: u32) -> u64 {
         if superblock::group_has_backup(group) {
-            1 + self.gdt_blocks()
+            1 + self.gdt_blocks() + self.sb.reserved_gdt_blocks()
         } else {
             0
         }
@@ -274,9 +279,8 @@ impl Filesystem {
         self.encode_group_descs()?;
         self.encode_superblock()?;
 
-        // Every block is written in ascending order; a crash before the
-        // final flush leaves the lower layers untouched, since writes land
-        // in this layer's file only.
+        // Blocks go out in ascending order, so each cluster of the layer
+        // file is written once. Nothing is durable until the flush.
         self.cache.flush(self.device.as_mut())?;
         self.device.flush()?;
         Ok(())
@@ -343,35 +347,40 @@ fn check_supported(sb: &Superblock, raw: &[u8], device_size: u64) -> Result<()> 
     if sb.has_metadata_csum() && !superblock::verify_checksum(raw) {
         return Err(Ext4Error::corrupt("superblock checksum does not match", Some(SUPERBLOCK_OFFSET + superblock::CHECKSUM as u64)));
     }
+
     if sb.block_size() != 4096 {
         return unsupported(format!("block size {} (only 4096 is supported)", sb.block_size()));
     }
+
     if sb.inode_size as usize != INODE_SIZE {
         return unsupported(format!("inode size {} (only 256 is supported)", sb.inode_size));
     }
+
     let incompat = sb.feature_incompat & !superblock::INCOMPAT_SUPPORTED;
     if incompat != 0 {
         let hint = if incompat & superblock::INCOMPAT_RECOVER != 0 { "; the journal needs recovery, run e2fsck first" } else { "" };
         return unsupported(format!("incompatible features {incompat:#x}{hint}"));
     }
+
     let ro_compat = sb.feature_ro_compat & !superblock::RO_COMPAT_SUPPORTED;
     if ro_compat != 0 {
         return unsupported(format!("read-only-compatible features {ro_compat:#x}"));
     }
-    if sb.feature_compat & superblock::COMPAT_RESIZE_INODE != 0 {
-        return unsupported("the resize_inode feature".into());
-    }
+
     if sb.feature_incompat & superblock::INCOMPAT_64BIT == 0 || sb.desc_size as usize != group_desc::DESC_SIZE {
         return unsupported("group descriptors other than 64-byte (64bit)".into());
     }
+
     if sb.blocks_per_group as u64 != sb.block_size() * 8 || sb.inodes_per_group == 0 || sb.inodes_per_group as u64 > sb.block_size() * 8 {
         return Err(Ext4Error::corrupt("blocks or inodes per group are out of range", Some(SUPERBLOCK_OFFSET)));
     }
+
     if sb.blocks_count * sb.block_size() > device_size {
         return Err(Ext4Error::corrupt(
             format!("filesystem has {} blocks but the device holds {device_size} bytes", sb.blocks_count),
             Some(SUPERBLOCK_OFFSET + superblock::BLOCKS_COUNT_LO as u64),
         ));
     }
+
     Ok(())
 }

@@ -49,7 +49,7 @@ fn h(x: u32, y: u32, z: u32) -> u32 {
     x ^ y ^ z
 }
 
-/// One compression of eight input words into the 4-word state.
+/// Compresses eight input words into the 4-word state.
 fn transform(state: &mut [u32; 4], input: &[u32; 8]) {
     let [mut a, mut b, mut c, mut d] = *state;
     let step = |func: fn(u32, u32, u32) -> u32, a: &mut u32, b: u32, c: u32, d: u32, x: u32, shift: u32| {

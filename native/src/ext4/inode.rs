@@ -71,9 +71,9 @@ pub struct Timestamp {
     pub nanoseconds: u32,
 }
 
-/// Earliest second an ext4 timestamp with extra epoch bits holds (1901).
+/// Minimum second of an ext4 timestamp with extra epoch bits (in 1901).
 pub const TIME_MIN: i64 = i32::MIN as i64;
-/// Latest second an ext4 timestamp with extra epoch bits holds (2446).
+/// Maximum second of an ext4 timestamp with extra epoch bits (in 2446).
 pub const TIME_MAX: i64 = i32::MAX as i64 + (3 << 32);
 
 impl Timestamp {

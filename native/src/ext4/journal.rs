@@ -2,7 +2,7 @@
 //! ext4, jbd2 fields are big-endian.
 //!
 //! The writer creates an empty journal: only this block is written, and
-//! `s_start` = 0 tells the kernel there is nothing to replay.
+//! `s_start` = 0 marks the journal clean, so the kernel replays nothing.
 
 use super::error::{Ext4Error, Result};
 
@@ -52,7 +52,7 @@ fn put(bytes: &mut [u8], offset: usize, value: u32) {
 }
 
 impl JournalSuperblock {
-    /// An empty journal of `max_len` blocks on filesystem `uuid`.
+    /// Creates the superblock of an empty journal of `max_len` blocks on filesystem `uuid`.
     pub fn new(block_size: u32, max_len: u32, uuid: [u8; 16]) -> Self {
         JournalSuperblock { block_size, max_len, first: 1, sequence: 1, start: 0, uuid, nr_users: 1 }
     }

@@ -64,6 +64,19 @@ pub(crate) fn insert(block: &mut [u8], usable: usize, entry: &DirEntry, location
     Ok(false)
 }
 
+/// Inserts an entry into a block whose live entries leave room for it,
+/// packing the block first when the free space is split across records.
+pub(crate) fn insert_compacting(block: &mut [u8], usable: usize, entry: &DirEntry, location: u64) -> Result<()> {
+    if insert(block, usable, entry, location)? {
+        return Ok(());
+    }
+    let mut entries = live_entries(block, usable, location)?;
+    entries.push(entry.clone());
+    debug_assert!(packed_size(&entries) <= usable, "the caller checked that the entry fits");
+    pack(block, usable, &entries);
+    Ok(())
+}
+
 /// Removes a found entry: the record before it grows over it, or, when it
 /// is first in the block, it is marked unused.
 pub(crate) fn remove(block: &mut [u8], found: &Found) {
@@ -123,6 +136,27 @@ mod tests {
         remove(&mut block, &first);
         assert_eq!(live_entries(&block, usable, 0).unwrap().len(), 98);
         assert!(insert(&mut block, usable, &entry("again", 7), 0).unwrap());
+    }
+
+    #[test]
+    fn compacting_insert_uses_scattered_space() {
+        let mut block = vec![0u8; 4096];
+        let usable = 4096 - 12;
+        pack(&mut block, usable, &[]);
+        let mut count = 0;
+        while insert(&mut block, usable, &entry(&format!("{:0>100}", count), 5), 0).unwrap() {
+            count += 1;
+        }
+        // Free every other record: plenty of space, but no single gap fits 200 bytes.
+        for i in (0..count).step_by(2) {
+            let found = find(&block, usable, format!("{:0>100}", i).as_bytes(), 0).unwrap().unwrap();
+            remove(&mut block, &found);
+        }
+        let big = entry(&"b".repeat(200), 9);
+        assert!(!insert(&mut block.clone(), usable, &big, 0).unwrap());
+        insert_compacting(&mut block, usable, &big, 0).unwrap();
+        assert_eq!(find(&block, usable, big.name.as_slice(), 0).unwrap().unwrap().entry.inode, 9);
+        assert_eq!(live_entries(&block, usable, 0).unwrap().len(), count / 2 + 1);
     }
 
     #[test]

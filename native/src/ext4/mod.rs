@@ -1,7 +1,7 @@
 //! An ext4 writer, as specified by the kernel's `Documentation/filesystems/ext4/`.
 //!
-//! `format` creates a filesystem on a [`BlockDevice`](crate::block::BlockDevice);
-//! [`Filesystem::open`] opens one, the operations in `ops`, `remove` and
+//! `format` creates a filesystem on a [`BlockDevice`](crate::block::BlockDevice),
+//! and [`Filesystem::open`] opens one. The operations in `ops`, `remove` and
 //! `query` change and read it, and [`Filesystem::commit`] writes the changes.
 //! Format modules (one per on-disk structure) do no I/O; the writer modules
 //! build on them.

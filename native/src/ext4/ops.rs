@@ -2,9 +2,9 @@
 //! special files, plus attribute changes.
 //!
 //! Creating an entry where one exists replaces it, as a later image layer
-//! replaces what lower layers had: a directory over a directory keeps the
-//! old one and takes the new attributes; anything else removes the old
-//! entry first (a directory with everything below it). Each operation is
+//! replaces what lower layers had. A directory over a directory keeps the
+//! old one and takes the new attributes. Anything else removes the old
+//! entry first, a directory with everything below it. Each operation is
 //! all-or-nothing.
 
 use super::data::FileWriter;
@@ -17,7 +17,7 @@ use super::superblock::RO_COMPAT_DIR_NLINK;
 
 /// Largest link count of a file; directories use `dir_nlink` past it.
 pub const MAX_LINKS: u16 = 65000;
-/// Longest symlink target, so it fits one block with a terminating NUL.
+/// Maximum symlink target length, so it fits one block with a terminating NUL.
 pub const MAX_SYMLINK_LEN: usize = 4095;
 /// Largest device major and minor numbers in the kernel's 32-bit encoding.
 pub const MAX_MAJOR: u32 = 0xFFF;

@@ -109,6 +109,67 @@ impl Filesystem {
     }
 }
 
+/// Most symlinks one resolution follows, as Linux's `MAXSYMLINKS`.
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
+impl Filesystem {
+    /// Returns `path` with every symlink in it resolved inside the image, as
+    /// if the image root were `/` (a chroot): absolute targets start at the
+    /// image root and `..` stops there. Components that do not exist are
+    /// kept as written, so the result also names where a new entry would go.
+    pub fn resolve_symlinks(&mut self, path: &[u8]) -> Result<Vec<u8>> {
+        let mut resolved: Vec<Vec<u8>> = Vec::new();
+        let mut pending: std::collections::VecDeque<Vec<u8>> = path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
+        let mut hops = 0;
+        let mut exists = true;
+        while let Some(name) = pending.pop_front() {
+            if name.is_empty() || name == b"." {
+                continue;
+            }
+            if name == b".." {
+                resolved.pop();
+                continue;
+            }
+            if name.len() > MAX_NAME_LEN {
+                return Err(Ext4Error::NameTooLong { path: display(path), length: name.len() });
+            }
+            if name.contains(&0) {
+                return Err(Ext4Error::InvalidName { path: display(path) });
+            }
+            resolved.push(name);
+            if !exists {
+                continue;
+            }
+            let candidate = resolved.join(&b'/');
+            let found = match self.resolve(&candidate) {
+                Ok(found) => found,
+                Err(Ext4Error::NotADirectory { .. }) => return Err(Ext4Error::NotADirectory { path: display(&candidate) }),
+                Err(error) => return Err(error),
+            };
+            let Some((ino, inode)) = found else {
+                exists = false;
+                continue;
+            };
+            if inode.file_type() != S_IFLNK {
+                continue;
+            }
+            hops += 1;
+            if hops > MAX_SYMLINK_HOPS {
+                return Err(Ext4Error::InvalidArgument { path: display(path), message: format!("more than {MAX_SYMLINK_HOPS} levels of symbolic links") });
+            }
+            let target = self.link_target(ino, &inode)?;
+            resolved.pop();
+            if target.starts_with(b"/") {
+                resolved.clear();
+            }
+            for name in target.split(|&b| b == b'/').rev() {
+                pending.push_front(name.to_vec());
+            }
+        }
+        Ok(resolved.join(&b'/'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

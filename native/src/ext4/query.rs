@@ -8,7 +8,7 @@ use super::inode::*;
 use super::ops::decode_device;
 use super::path::display;
 
-/// What `lstat` reports about an entry.
+/// Metadata of one entry, as `lstat` returns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
     pub ino: u32,
@@ -80,6 +80,10 @@ impl Filesystem {
         let bs = self.block_size as u64;
         let mut data = vec![0u8; inode.size as usize];
         for extent in self.read_extents(ino, &inode)? {
+            // A length above 32768 marks an unwritten extent, which reads as zeros.
+            if extent.len as u32 > super::extent::MAX_LEN {
+                continue;
+            }
             let start = extent.logical as u64 * bs;
             if start >= inode.size {
                 continue;

@@ -46,11 +46,11 @@ impl Filesystem {
     /// and writes `parent.inode`.
     pub(crate) fn remove_entry(&mut self, parent: &mut Parent, entry: &DirEntry) -> Result<()> {
         let child = self.read_inode(entry.inode)?;
-        if child.is_dir() {
+        let is_dir = child.is_dir();
+        if is_dir {
             self.remove_children(entry.inode)?;
             let child = self.read_inode(entry.inode)?;
             self.release_inode(entry.inode, &child)?;
-            // A count of 1 means dir_nlink stopped counting subdirectories.
             if parent.inode.links_count > 2 {
                 parent.inode.links_count -= 1;
             }
@@ -58,7 +58,22 @@ impl Filesystem {
             self.unlink_inode(entry.inode, child)?;
         }
         self.dir_remove(parent.ino, &parent.inode, &entry.name)?;
+        if is_dir && parent.inode.links_count == 1 {
+            self.recount_links(parent)?;
+        }
         self.write_inode(parent.ino, &parent.inode)
+    }
+
+    /// Restores an exact link count once a directory whose count `dir_nlink`
+    /// had set to 1 (more than 65,000 links) falls back under the limit, as
+    /// e2fsck expects.
+    fn recount_links(&mut self, parent: &mut Parent) -> Result<()> {
+        let subdirs = self.dir_list(parent.ino, &parent.inode)?.iter().filter(|e| e.file_type == super::dirent::FT_DIR).count();
+        let links = 2 + subdirs;
+        if links <= super::ops::MAX_LINKS as usize {
+            parent.inode.links_count = links as u16;
+        }
+        Ok(())
     }
 
     fn unlink_inode(&mut self, ino: u32, mut inode: Inode) -> Result<()> {

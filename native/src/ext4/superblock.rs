@@ -38,6 +38,7 @@ pub const FEATURE_COMPAT: usize = 0x5C;
 pub const FEATURE_INCOMPAT: usize = 0x60;
 pub const FEATURE_RO_COMPAT: usize = 0x64;
 pub const UUID: usize = 0x68;
+pub const RESERVED_GDT_BLOCKS: usize = 0xCE;
 pub const JOURNAL_INUM: usize = 0xE0;
 pub const HASH_SEED: usize = 0xEC;
 pub const DEF_HASH_VERSION: usize = 0xFC;
@@ -139,6 +140,12 @@ impl Superblock {
         } else {
             crc32c::update(!0, &self.uuid)
         }
+    }
+
+    /// Blocks reserved after each descriptor table copy for online resize
+    /// (`resize_inode`); this writer leaves them alone.
+    pub fn reserved_gdt_blocks(&self) -> u64 {
+        u16_at(&self.raw, RESERVED_GDT_BLOCKS) as u64
     }
 
     pub fn has_metadata_csum(&self) -> bool {

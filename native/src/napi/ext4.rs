@@ -38,11 +38,12 @@ pub const EXPORTS: &[(&str, Export)] = &[
     ("ext4Lstat", lstat),
     ("ext4ReadDir", read_dir),
     ("ext4ReadFile", read_file),
+    ("ext4ResolveSymlinks", resolve_symlinks),
 ];
 
-/// Bytes of the packed attributes Buffer, all little-endian:
-/// mode u32 at 0, uid u32 at 4, gid u32 at 8, 4 reserved bytes, then
-/// atime, mtime and ctime seconds as i64 at 16, 24 and 32, and their
+/// Bytes of the packed attributes Buffer. All fields are little-endian:
+/// mode, uid and gid as u32 at 0, 4 and 8, then 4 reserved bytes. Then
+/// come atime, mtime and ctime seconds as i64 at 16, 24 and 32, and their
 /// nanoseconds as u32 at 40, 44 and 48, then 4 reserved bytes.
 pub const ATTRS_SIZE: usize = 56;
 
@@ -294,4 +295,9 @@ fn read_dir(context: &CallContext) -> Result<Reply, ErrorReport> {
 fn read_file(context: &CallContext) -> Result<Reply, ErrorReport> {
     let path = context.bytes(1)?;
     value(Value::Buffer(with_fs(context, |fs| fs.read_file(&path))?))
+}
+
+fn resolve_symlinks(context: &CallContext) -> Result<Reply, ErrorReport> {
+    let path = context.bytes(1)?;
+    value(Value::Buffer(with_fs(context, |fs| fs.resolve_symlinks(&path))?))
 }

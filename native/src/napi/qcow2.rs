@@ -5,7 +5,7 @@
 //! call that touches files runs on the thread pool and returns a promise.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{CallContext, Export, Reply, Value};
 use crate::qcow2::{
@@ -62,9 +62,27 @@ fn with_chain<T>(
     handle: &ChainHandle,
     work: impl FnOnce(&mut Chain) -> Result<T, ErrorReport>,
 ) -> Result<T, ErrorReport> {
-    let mut guard = handle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = lock_chain(handle)?;
     let chain = guard.as_mut().ok_or_else(|| ErrorReport::new("ERR_QCOW2_CLOSED", "the qcow2 chain is closed"))?;
     work(chain)
+}
+
+/// Locks the chain behind `handle`. A panic while the lock was held may have
+/// left the chain half updated, so a poisoned chain is discarded without
+/// writing its metadata, and later calls report it closed.
+fn lock_chain(handle: &ChainHandle) -> Result<MutexGuard<'_, Option<Chain>>, ErrorReport> {
+    match handle.lock() {
+        Ok(guard) => Ok(guard),
+        Err(poisoned) => {
+            if let Some(chain) = poisoned.into_inner().take() {
+                chain.discard();
+            }
+            handle.clear_poison();
+            let message =
+                "an earlier call on this qcow2 chain panicked, so it was closed without flushing; open it again";
+            Err(ErrorReport::new("ERR_NATIVE_PANIC", message))
+        }
+    }
 }
 
 /// `qcow2Create(path, virtualSize?, clusterSize?, backingPath?, backingFormat?)`.
@@ -155,7 +173,7 @@ fn flush(context: &CallContext) -> Result<Reply, ErrorReport> {
 fn close(context: &CallContext) -> Result<Reply, ErrorReport> {
     let handle = context.handle::<Option<Chain>>(0)?;
     Ok(Reply::Task(Box::new(move || {
-        let chain = handle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let chain = lock_chain(&handle)?.take();
         if let Some(chain) = chain {
             chain.close()?;
         }

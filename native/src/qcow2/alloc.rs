@@ -14,8 +14,8 @@ use super::refcount;
 
 impl Qcow2Image {
     fn refcounts_mut(&mut self) -> Result<&mut Refcounts> {
-        let file = self.path.clone();
-        self.refcounts.as_mut().ok_or(Qcow2Error::ReadOnly { file })
+        let path = &self.path;
+        self.refcounts.as_mut().ok_or_else(|| Qcow2Error::ReadOnly { file: path.clone() })
     }
 
     fn refcounts_per_block(&self) -> u64 {
@@ -125,7 +125,7 @@ impl Qcow2Image {
     /// full; a dirty victim is written with all other dirty metadata.
     fn make_room_for_refcount_block(&mut self) -> Result<()> {
         let refcounts = self.refcounts_mut()?;
-        if !refcounts.blocks.is_full() {
+        if !refcounts.blocks.is_full() || refcounts.growing {
             return Ok(());
         }
         let victim = refcounts.blocks.oldest().expect("a full cache has entries");
@@ -165,10 +165,10 @@ impl Qcow2Image {
         self.header.refcount_table_offset = new_offset;
         self.header.refcount_table_clusters = clusters as u32;
 
-        for index in 0..clusters {
-            self.set_refcount(new_offset + index * cluster_size, 1)?;
-        }
-        Ok(())
+        self.refcounts_mut()?.growing = true;
+        let counted = (0..clusters).try_for_each(|index| self.set_refcount(new_offset + index * cluster_size, 1));
+        self.refcounts_mut()?.growing = false;
+        counted
     }
 
     /// Rejects a write of `length` bytes at host `offset` that would land on
@@ -327,6 +327,12 @@ impl Qcow2Image {
     /// read-only have nothing to write.
     pub fn flush(&mut self) -> Result<()> {
         self.write_metadata(true)
+    }
+
+    /// Forgets unwritten metadata, so that dropping the image writes nothing.
+    pub(super) fn discard(&mut self) {
+        self.refcounts = None;
+        self.unsynced = false;
     }
 
     /// Flushes and closes the image. The dirty bit is never set by this

@@ -43,6 +43,14 @@ pub struct RawLayer {
     pub(super) size: u64,
 }
 
+impl Drop for RawLayer {
+    /// Releases the shared lock even while a forked child still shares the
+    /// file description (see `Qcow2Image`'s `Drop`).
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
 /// One image of a chain.
 pub enum Layer {
     Qcow2(Qcow2Image),
@@ -73,7 +81,7 @@ impl Layer {
 }
 
 pub struct Chain {
-    /// `layers[0]` is the top image; each next one is the backing file of
+    /// `layers[0]` is the top image, and each next one is the backing file of
     /// the one before.
     pub(super) layers: Vec<Layer>,
     pub(super) writable: bool,
@@ -137,6 +145,14 @@ impl Chain {
     /// Flushes the top image and closes the chain.
     pub fn close(mut self) -> Result<()> {
         self.top_mut().flush()
+    }
+
+    /// Closes the chain without writing metadata that is still in memory,
+    /// for recovery after a panic left it in an unknown state. The file
+    /// stays as consistent as after its last flush; clusters written since
+    /// may leak.
+    pub fn discard(mut self) {
+        self.top_mut().discard();
     }
 
     /// Reads `buf.len()` bytes at `offset` of the disk seen from layer
@@ -235,6 +251,9 @@ impl Chain {
         }
 
         // Data first: the L2 entries that point at it are set afterwards.
+        // NOTE: if a write fails here, the clusters allocated above stay
+        // counted but unreferenced. That is a leak, which
+        // `qemu-img check -r leaks` reclaims, never a corruption.
         let cluster_size = self.cluster_size();
         let top = self.top_mut();
         let mut first = 0;
@@ -484,6 +503,15 @@ fn open_backing(
             });
         }
     }
+    if !std::fs::metadata(&canonical).is_ok_and(|metadata| metadata.is_file()) {
+        let reason = BackingRejection::NotRegularFile;
+        return Err(Qcow2Error::BackingRejected {
+            file: file.to_path_buf(),
+            offset: name_offset,
+            name: name.to_string(),
+            reason,
+        });
+    }
     if !seen.insert(identity(&canonical)?) {
         return Err(Qcow2Error::BackingCycle { file: file.to_path_buf(), offset: name_offset, name: name.to_string() });
     }
@@ -492,6 +520,7 @@ fn open_backing(
         Format::Qcow2 => Layer::Qcow2(Qcow2Image::open(&path, false)?),
         Format::Raw => {
             let raw = File::open(&path).map_err(|error| Qcow2Error::io(&path, None, error))?;
+            super::image::lock(&raw, &path, false)?;
             let size = raw.metadata().map_err(|error| Qcow2Error::io(&path, None, error))?.len();
             Layer::Raw(RawLayer { path, file: raw, size })
         }

@@ -17,6 +17,9 @@ pub enum BackingRejection {
     OutsideAllowedDir { resolved: PathBuf, allowed: PathBuf },
     /// The name is empty or not valid UTF-8.
     Invalid,
+    /// The path is not a regular file, such as a FIFO, which could block
+    /// the open, or a device.
+    NotRegularFile,
 }
 
 #[derive(Debug)]
@@ -43,6 +46,9 @@ pub enum Qcow2Error {
     InvalidArgument { message: String },
     /// A write was requested on a chain opened read-only.
     ReadOnly { file: PathBuf },
+    /// Another open handle (in this or another process) holds a lock that
+    /// conflicts: a writer excludes everyone, readers exclude writers.
+    Locked { file: PathBuf, writable: bool },
 }
 
 pub type Result<T> = std::result::Result<T, Qcow2Error>;
@@ -79,6 +85,7 @@ impl Qcow2Error {
             Qcow2Error::BackingCycle { .. } => "ERR_QCOW2_BACKING_CYCLE",
             Qcow2Error::InvalidArgument { .. } => "ERR_QCOW2_INVALID_ARGUMENT",
             Qcow2Error::ReadOnly { .. } => "ERR_QCOW2_READ_ONLY",
+            Qcow2Error::Locked { .. } => "ERR_QCOW2_LOCKED",
         }
     }
 
@@ -94,7 +101,8 @@ impl Qcow2Error {
             | Qcow2Error::BackingFormatMissing { file, .. }
             | Qcow2Error::ChainTooDeep { file, .. }
             | Qcow2Error::BackingCycle { file, .. }
-            | Qcow2Error::ReadOnly { file } => Some(file),
+            | Qcow2Error::ReadOnly { file }
+            | Qcow2Error::Locked { file, .. } => Some(file),
             Qcow2Error::InvalidArgument { .. } => None,
         }
     }
@@ -111,7 +119,7 @@ impl Qcow2Error {
             | Qcow2Error::BackingFormatMissing { offset, .. }
             | Qcow2Error::ChainTooDeep { offset, .. }
             | Qcow2Error::BackingCycle { offset, .. } => Some(*offset),
-            Qcow2Error::InvalidArgument { .. } | Qcow2Error::ReadOnly { .. } => None,
+            Qcow2Error::InvalidArgument { .. } | Qcow2Error::ReadOnly { .. } | Qcow2Error::Locked { .. } => None,
         }
     }
 }
@@ -128,6 +136,7 @@ impl fmt::Display for BackingRejection {
                 allowed.display()
             ),
             BackingRejection::Invalid => write!(f, "the name is empty or not valid UTF-8"),
+            BackingRejection::NotRegularFile => write!(f, "it is not a regular file"),
         }
     }
 }
@@ -171,6 +180,16 @@ impl fmt::Display for Qcow2Error {
                 write!(f, "backing file {name:?} of {} is already in the chain above it (a cycle)", file.display())
             }
             Qcow2Error::InvalidArgument { message } => write!(f, "{message}"),
+            Qcow2Error::Locked { file, writable: true } => write!(
+                f,
+                "{} is open elsewhere, so it cannot be opened for writing; close the other handle first",
+                file.display()
+            ),
+            Qcow2Error::Locked { file, writable: false } => write!(
+                f,
+                "{} is open for writing elsewhere, so it cannot be read consistently; close the writer first",
+                file.display()
+            ),
             Qcow2Error::ReadOnly { file } => {
                 write!(f, "{} was opened read-only; open it with writable: true to write", file.display())
             }

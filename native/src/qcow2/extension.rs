@@ -117,6 +117,17 @@ impl Extensions {
         Ok(())
     }
 
+    /// Returns the names that the feature name table gives to the set bits
+    /// of `bits` in incompatible_features.
+    pub fn incompatible_feature_names(&self, bits: u64) -> Vec<String> {
+        self.feature_names
+            .iter()
+            .filter(|feature| feature.kind == FeatureKind::Incompatible && feature.bit < 64)
+            .filter(|feature| bits & (1u64 << feature.bit) != 0)
+            .map(|feature| feature.name.clone())
+            .collect()
+    }
+
     /// Encodes the backing format and feature name table, then the end
     /// marker. Each extension is padded to a multiple of 8 bytes.
     pub fn encode(&self) -> Vec<u8> {
@@ -192,6 +203,14 @@ mod tests {
         // 8-byte extension header, "raw" padded to 8, then an 8-byte end marker.
         assert_eq!(extensions.encode().len(), 24);
         assert_eq!(encode_feature_names(&known_feature_names()).len(), 8 * 48);
+    }
+
+    #[test]
+    fn feature_names_name_unknown_bits() {
+        let mut extensions = Extensions { feature_names: known_feature_names(), ..Extensions::default() };
+        extensions.feature_names.push(FeatureName { kind: FeatureKind::Incompatible, bit: 9, name: "future".into() });
+        assert_eq!(extensions.incompatible_feature_names(1 << 9 | 1 << 20), vec!["future".to_string()]);
+        assert_eq!(extensions.incompatible_feature_names(1 << 1), vec!["corrupt bit".to_string()]);
     }
 
     #[test]

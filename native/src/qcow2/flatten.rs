@@ -32,6 +32,7 @@ pub fn flatten_to_qcow2(chain: &mut Chain, destination: &Path, options: &Flatten
     if merged == 0 || merged > total {
         return Err(Qcow2Error::invalid(format!("layers must be between 1 and {total}, got {merged}")));
     }
+    check_not_in_chain(chain, destination)?;
     let base = chain.layers.get(merged).map(|layer| (layer.path().to_path_buf(), layer.format()));
     let cluster_size = options.cluster_size.unwrap_or(chain.cluster_size());
     let create = CreateOptions { virtual_size: Some(chain.virtual_size()), cluster_size, backing: base.clone() };
@@ -59,6 +60,19 @@ pub fn flatten_to_qcow2(chain: &mut Chain, destination: &Path, options: &Flatten
     output.close()
 }
 
+/// Rejects a destination that is one of the chain's own files, which
+/// creating the output would truncate.
+fn check_not_in_chain(chain: &Chain, destination: &Path) -> Result<()> {
+    let Ok(target) = destination.canonicalize() else { return Ok(()) };
+    for layer in chain.layers() {
+        if layer.path().canonicalize().is_ok_and(|path| path == target) {
+            let message = format!("destination {} is part of the chain being flattened", destination.display());
+            return Err(Qcow2Error::invalid(message));
+        }
+    }
+    Ok(())
+}
+
 /// Writes a data chunk; an all-zero chunk is skipped on a standalone image
 /// and written as a zero cluster over a base.
 fn copy_chunk(output: &mut Chain, offset: u64, chunk: &[u8], has_base: bool) -> Result<()> {
@@ -75,6 +89,7 @@ fn copy_chunk(output: &mut Chain, offset: u64, chunk: &[u8], has_base: bool) -> 
 /// Ranges that are unallocated or zero in every layer, and chunks of data
 /// that are all zeros, are left as holes.
 pub fn flatten_to_raw(chain: &mut Chain, destination: &Path) -> Result<()> {
+    check_not_in_chain(chain, destination)?;
     let io_error = |error| Qcow2Error::io(destination, None, error);
     let file = FileOptions::new().write(true).create(true).truncate(true).open(destination).map_err(io_error)?;
     let size = chain.virtual_size();
@@ -120,7 +135,10 @@ pub fn import_raw(chain: &mut Chain, source: &Path) -> Result<()> {
     for _ in 0..2 {
         empty_sender.send(vec![0u8; IMPORT_CHUNK_BYTES]).expect("the receiver is alive");
     }
-    std::thread::scope(|scope| {
+    // The closure owns the writer's ends of both channels, so an early
+    // error drops them before the scope joins the reader, which then stops
+    // instead of waiting for a buffer forever.
+    std::thread::scope(move |scope| {
         scope.spawn(move || read_chunks(&file, source, length, &empty_receiver, &full_sender));
         for message in &full_receiver {
             let (offset, chunk) = message?;

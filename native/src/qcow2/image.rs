@@ -1,5 +1,5 @@
-//! One qcow2 file: opening with every header check, creating, and mapping
-//! guest clusters through the L1 and L2 tables.
+//! One qcow2 file: opening it (the checks live in `checks`), creating it,
+//! and mapping guest clusters through the L1 and L2 tables.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::backing::{self, Format};
 use super::cache::Cache;
-use super::entry::{EntryError, L1Entry, L2Entry, RefcountTableEntry};
+use super::checks::*;
+use super::entry::{EntryError, L1Entry, L2Entry};
 use super::error::{Qcow2Error, Result};
 use super::extension::{self, Extensions};
 use super::header::*;
@@ -56,6 +57,10 @@ pub(super) struct Refcounts {
     pub next_free: u64,
     /// Clusters to release once the header no longer points at them.
     pub pending_free: Vec<u64>,
+    /// The refcount table is being moved. Until the new table's own
+    /// refcounts are set, the block cache may grow past its bound instead
+    /// of flushing, so no flush writes the new table half counted.
+    pub growing: bool,
 }
 
 pub struct Qcow2Image {
@@ -87,7 +92,7 @@ pub(super) fn entry_error(file: &Path, offset: u64, field: &'static str, raw: u6
     Qcow2Error::corrupt(file, offset, field, raw, expected)
 }
 
-fn past_end(file: &Path, offset: u64, field: &'static str, value: u64, file_len: u64) -> Qcow2Error {
+pub(super) fn past_end(file: &Path, offset: u64, field: &'static str, value: u64, file_len: u64) -> Qcow2Error {
     Qcow2Error::corrupt(file, offset, field, value, format!("an offset inside the {file_len}-byte file"))
 }
 
@@ -133,21 +138,29 @@ impl Qcow2Image {
     /// Opens `path` and checks its header, extensions, L1 table and
     /// refcount table. Writing needs a version 3 image without snapshots.
     pub fn open(path: &Path, writable: bool) -> Result<Qcow2Image> {
+        // Opening a FIFO would block until a writer appears.
+        let metadata = std::fs::metadata(path).map_err(|error| Qcow2Error::io(path, None, error))?;
+        if !metadata.is_file() {
+            return Err(Qcow2Error::invalid(format!("{} is not a regular file", path.display())));
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
             .open(path)
             .map_err(|error| Qcow2Error::io(path, None, error))?;
+        lock(&file, path, writable)?;
         let file_len = file.metadata().map_err(|error| Qcow2Error::io(path, None, error))?.len();
 
         let mut first = vec![0u8; V3_HEADER_LENGTH as usize];
         read_padded(&file, path, 0, &mut first)?;
         let header = Header::decode(&first, path)?;
-        check_features(&header, path)?;
 
+        // Extensions come first so that an error about an unknown feature
+        // can give the name from the image's feature name table.
         let mut cluster = vec![0u8; header.cluster_size() as usize];
         read_padded(&file, path, 0, &mut cluster)?;
         let extensions = Extensions::decode(&cluster, header.header_length as usize, path)?;
+        check_features(&header, &extensions, path)?;
         check_extensions(&extensions, path)?;
         let backing_name = decode_backing_name(&header, &cluster, file_len, path)?;
 
@@ -164,6 +177,7 @@ impl Qcow2Image {
                 blocks: Cache::new(REFCOUNT_CACHE_BLOCKS),
                 next_free: file_len.div_ceil(header.cluster_size()) * header.cluster_size(),
                 pending_free: Vec::new(),
+                growing: false,
             })
         } else {
             None
@@ -202,7 +216,13 @@ impl Qcow2Image {
         let cluster_size = options.cluster_size;
         check_cluster_size(cluster_size)?;
         let backing = match &options.backing {
-            Some((backing_path, format)) => Some((backing::relative_name(path, backing_path)?, *format)),
+            Some((backing_path, format)) => {
+                if path.canonicalize().ok().is_some_and(|image| backing_path.canonicalize().ok() == Some(image)) {
+                    let message = format!("{} cannot be its own backing file", path.display());
+                    return Err(Qcow2Error::invalid(message));
+                }
+                Some((backing::relative_name(path, backing_path)?, *format))
+            }
             None => None,
         };
         let virtual_size = match (options.virtual_size, &options.backing) {
@@ -248,13 +268,16 @@ impl Qcow2Image {
         let header =
             Header { backing_file_offset: cluster0.backing_offset, backing_file_size: cluster0.backing_size, ..header };
 
+        // Lock before truncating, so an image that is open elsewhere survives.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)
             .map_err(|error| Qcow2Error::io(path, None, error))?;
+        lock(&file, path, true)?;
+        file.set_len(0).map_err(|error| Qcow2Error::io(path, None, error))?;
         let mut image = Qcow2Image {
             path: path.to_path_buf(),
             file,
@@ -271,6 +294,7 @@ impl Qcow2Image {
                 blocks: Cache::new(REFCOUNT_CACHE_BLOCKS),
                 next_free: 2 * cluster_size,
                 pending_free: Vec::new(),
+                growing: false,
             }),
             header_dirty: true,
             file_len: 0,
@@ -393,15 +417,31 @@ impl Qcow2Image {
 
 impl Drop for Qcow2Image {
     /// Writes dirty metadata of a writable image that was never closed, so
-    /// completed writes are not lost. Errors are dropped here; call
-    /// `close()` (or `flush()`) to see them.
+    /// completed writes are not lost, and releases the lock. Errors are
+    /// dropped here; call `close()` (or `flush()`) to see them.
     fn drop(&mut self) {
         let _ = self.write_metadata(true);
+        // Unlock explicitly: a child process forked by another thread may
+        // still share this file description until it execs, and closing our
+        // descriptor alone would leave the lock held through its copy.
+        let _ = self.file.unlock();
+    }
+}
+
+/// Takes an advisory `flock` lock on `file`: exclusive for writing, shared
+/// for reading. It is released when the file is closed. QEMU locks with
+/// `fcntl` byte ranges instead, so these locks do not conflict with QEMU's.
+pub(super) fn lock(file: &File, path: &Path, writable: bool) -> Result<()> {
+    let result = if writable { file.try_lock() } else { file.try_lock_shared() };
+    match result {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Qcow2Error::Locked { file: path.to_path_buf(), writable }),
+        Err(std::fs::TryLockError::Error(error)) => Err(Qcow2Error::io(path, None, error)),
     }
 }
 
 /// Reads at `offset`, filling whatever lies past the end of the file with zeros.
-fn read_padded(file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
+pub(super) fn read_padded(file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {
@@ -467,227 +507,4 @@ fn layout_first_cluster(cluster_size: u64, backing: Option<&(String, Format)>) -
     let backing_offset = if name.is_empty() { 0 } else { u64::from(V3_HEADER_LENGTH) + rest.len() as u64 };
     rest.extend_from_slice(name);
     Ok((extensions, FirstCluster { rest, backing_offset, backing_size: name.len() as u32 }))
-}
-
-/// Rejects images whose incompatible features or encryption this engine
-/// cannot honor. All errors point at the field's byte offset.
-fn check_features(header: &Header, path: &Path) -> Result<()> {
-    let at = INCOMPATIBLE_FEATURES_OFFSET as u64;
-    let features = header.incompatible_features;
-    let known = INCOMPAT_DIRTY
-        | INCOMPAT_CORRUPT
-        | INCOMPAT_EXTERNAL_DATA_FILE
-        | INCOMPAT_COMPRESSION_TYPE
-        | INCOMPAT_EXTENDED_L2;
-
-    if features & !known != 0 {
-        return Err(Qcow2Error::unsupported(path, at, "unknown incompatible feature bits", features & !known));
-    }
-    if features & INCOMPAT_DIRTY != 0 {
-        return Err(Qcow2Error::Dirty { file: path.to_path_buf(), offset: at });
-    }
-    if features & INCOMPAT_CORRUPT != 0 {
-        return Err(Qcow2Error::MarkedCorrupt { file: path.to_path_buf(), offset: at });
-    }
-    if features & INCOMPAT_EXTERNAL_DATA_FILE != 0 {
-        return Err(Qcow2Error::unsupported(path, at, "external data file (incompatible feature bit 2)", features));
-    }
-    if features & INCOMPAT_COMPRESSION_TYPE != 0 {
-        return Err(Qcow2Error::unsupported(path, at, "compression type (incompatible feature bit 3)", features));
-    }
-    if features & INCOMPAT_EXTENDED_L2 != 0 {
-        return Err(Qcow2Error::unsupported(path, at, "extended L2 entries (incompatible feature bit 4)", features));
-    }
-    if header.crypt_method != CRYPT_NONE {
-        let method = header.crypt_method.into();
-        return Err(Qcow2Error::unsupported(path, CRYPT_METHOD_OFFSET as u64, "encryption (crypt_method)", method));
-    }
-    Ok(())
-}
-
-fn check_extensions(extensions: &Extensions, path: &Path) -> Result<()> {
-    if let Some(offset) = extensions.external_data_file {
-        return Err(Qcow2Error::unsupported(
-            path,
-            offset,
-            "external data file name extension",
-            extension::EXTERNAL_DATA_FILE.into(),
-        ));
-    }
-    if let Some(offset) = extensions.encryption {
-        return Err(Qcow2Error::unsupported(
-            path,
-            offset,
-            "full disk encryption header extension",
-            extension::FULL_DISK_ENCRYPTION.into(),
-        ));
-    }
-    Ok(())
-}
-
-fn check_writable(header: &Header, path: &Path) -> Result<()> {
-    if header.version < 3 {
-        return Err(Qcow2Error::unsupported(
-            path,
-            VERSION_OFFSET as u64,
-            "writing version 2 images (upgrade with `qemu-img amend -o compat=1.1`)",
-            header.version.into(),
-        ));
-    }
-    if header.nb_snapshots != 0 {
-        return Err(Qcow2Error::unsupported(
-            path,
-            NB_SNAPSHOTS_OFFSET as u64,
-            "writing images with internal snapshots",
-            header.nb_snapshots.into(),
-        ));
-    }
-    Ok(())
-}
-
-fn decode_backing_name(header: &Header, cluster: &[u8], file_len: u64, path: &Path) -> Result<Option<String>> {
-    if header.backing_file_offset == 0 {
-        return Ok(None);
-    }
-    let start = header.backing_file_offset;
-    let end = start.saturating_add(u64::from(header.backing_file_size));
-    if end > cluster.len() as u64 || end > file_len {
-        return Err(Qcow2Error::corrupt(
-            path,
-            BACKING_FILE_OFFSET_OFFSET as u64,
-            "backing_file_offset",
-            start,
-            "a backing file name inside the first cluster",
-        ));
-    }
-    let bytes = &cluster[start as usize..end as usize];
-    match std::str::from_utf8(bytes) {
-        Ok(name) => Ok(Some(name.to_string())),
-        Err(_) => Err(Qcow2Error::BackingRejected {
-            file: path.to_path_buf(),
-            offset: start,
-            name: String::from_utf8_lossy(bytes).into_owned(),
-            reason: super::error::BackingRejection::Invalid,
-        }),
-    }
-}
-
-/// Checks the L1, refcount table and snapshot table fields of the header.
-fn check_tables(header: &Header, file_len: u64, path: &Path) -> Result<()> {
-    let cluster_size = header.cluster_size();
-    let aligned = |offset: u64| offset % cluster_size == 0;
-    let expected_alignment = format!("a multiple of the cluster size {cluster_size}");
-
-    let needed_l1 = header.size.div_ceil(cluster_size * (cluster_size / 8));
-    if u64::from(header.l1_size) < needed_l1 {
-        return Err(Qcow2Error::corrupt(
-            path,
-            L1_SIZE_OFFSET as u64,
-            "l1_size",
-            header.l1_size.into(),
-            format!("at least {needed_l1} for the virtual size"),
-        ));
-    }
-    if u64::from(header.l1_size) * 8 > MAX_L1_BYTES {
-        return Err(Qcow2Error::unsupported(
-            path,
-            L1_SIZE_OFFSET as u64,
-            "L1 table over 32 MiB",
-            header.l1_size.into(),
-        ));
-    }
-    let l1_offset = header.l1_table_offset;
-    if !aligned(l1_offset) {
-        return Err(Qcow2Error::corrupt(
-            path,
-            L1_TABLE_OFFSET_OFFSET as u64,
-            "l1_table_offset",
-            l1_offset,
-            expected_alignment,
-        ));
-    }
-    if header.l1_size > 0 && l1_offset.saturating_add(u64::from(header.l1_size) * 8) > file_len {
-        return Err(past_end(path, L1_TABLE_OFFSET_OFFSET as u64, "l1_table_offset", l1_offset, file_len));
-    }
-
-    let table_bytes = u64::from(header.refcount_table_clusters) * cluster_size;
-    let refcount_offset = header.refcount_table_offset;
-    if header.refcount_table_clusters == 0 || table_bytes > MAX_REFCOUNT_TABLE_BYTES {
-        let clusters = header.refcount_table_clusters.into();
-        return Err(Qcow2Error::corrupt(
-            path,
-            REFCOUNT_TABLE_CLUSTERS_OFFSET as u64,
-            "refcount_table_clusters",
-            clusters,
-            "between 1 and 8 MiB of clusters",
-        ));
-    }
-    if !aligned(refcount_offset) {
-        return Err(Qcow2Error::corrupt(
-            path,
-            REFCOUNT_TABLE_OFFSET_OFFSET as u64,
-            "refcount_table_offset",
-            refcount_offset,
-            expected_alignment,
-        ));
-    }
-    if refcount_offset.saturating_add(table_bytes) > file_len {
-        return Err(past_end(
-            path,
-            REFCOUNT_TABLE_OFFSET_OFFSET as u64,
-            "refcount_table_offset",
-            refcount_offset,
-            file_len,
-        ));
-    }
-
-    if header.nb_snapshots > 0 && !aligned(header.snapshots_offset) {
-        return Err(Qcow2Error::corrupt(
-            path,
-            SNAPSHOTS_OFFSET_OFFSET as u64,
-            "snapshots_offset",
-            header.snapshots_offset,
-            expected_alignment,
-        ));
-    }
-    Ok(())
-}
-
-fn read_table(file: &File, path: &Path, offset: u64, entries: usize) -> Result<Vec<u64>> {
-    let mut bytes = vec![0u8; entries * 8];
-    read_padded(file, path, offset, &mut bytes)?;
-    Ok(bytes.chunks_exact(8).map(|raw| u64::from_be_bytes(raw.try_into().expect("8 bytes"))).collect())
-}
-
-/// Reads the L1 table and checks that every L2 table offset is aligned and
-/// inside the file.
-fn read_l1(file: &File, header: &Header, file_len: u64, path: &Path) -> Result<Vec<u64>> {
-    let table = read_table(file, path, header.l1_table_offset, header.l1_size as usize)?;
-    let cluster_size = header.cluster_size();
-    for (index, &raw) in table.iter().enumerate() {
-        let at = header.l1_table_offset + index as u64 * 8;
-        let entry =
-            L1Entry::decode(raw, cluster_size).map_err(|error| entry_error(path, at, "L1 entry", raw, error))?;
-        if entry.l2_offset != 0 && entry.l2_offset + cluster_size > file_len {
-            return Err(past_end(path, at, "L1 entry", raw, file_len));
-        }
-    }
-    Ok(table)
-}
-
-/// Reads the refcount table and checks that every refcount block offset is
-/// aligned and inside the file.
-fn read_refcount_table(file: &File, header: &Header, file_len: u64, path: &Path) -> Result<Vec<u64>> {
-    let cluster_size = header.cluster_size();
-    let entries = (u64::from(header.refcount_table_clusters) * cluster_size / 8) as usize;
-    let table = read_table(file, path, header.refcount_table_offset, entries)?;
-    for (index, &raw) in table.iter().enumerate() {
-        let at = header.refcount_table_offset + index as u64 * 8;
-        let entry = RefcountTableEntry::decode(raw, cluster_size)
-            .map_err(|error| entry_error(path, at, "refcount table entry", raw, error))?;
-        if entry.block_offset != 0 && entry.block_offset + cluster_size > file_len {
-            return Err(past_end(path, at, "refcount table entry", raw, file_len));
-        }
-    }
-    Ok(table)
 }

@@ -15,6 +15,7 @@ mod alloc;
 mod backing;
 mod cache;
 mod chain;
+mod checks;
 mod entry;
 mod error;
 mod extension;

@@ -1,0 +1,104 @@
+// The layerdisk command as a user runs it: create on the demo image the
+// README uses, then ls, inspect, verify, rm and prune, with their exit
+// statuses and --json output.
+
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const repo = join(import.meta.dirname, "..", "..");
+const scratch = mkdtempSync(join(tmpdir(), "layerdisk-cli-"));
+const store = join(scratch, "store");
+const image = join(scratch, "demo-image");
+
+function layerdisk(...args: string[]) {
+  const result = spawnSync(process.execPath, ["--import", "tsx", join(repo, "src", "cli", "main.ts"), ...args], {
+    encoding: "utf8",
+    cwd: repo,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  const made = spawnSync(process.execPath, [join(repo, "scripts", "make-demo-image.mjs"), image], { encoding: "utf8" });
+  expect(made.status, made.stderr).toBe(0);
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe.skipIf(!existsSync("/bin/busybox"))("layerdisk CLI", () => {
+  let disk = "";
+  let chain: string[] = [];
+
+  it("create --json prints disk and chain", () => {
+    const run = layerdisk("create", "--store", store, "--json", `oci-layout:${image}:latest`);
+    expect(run.status, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { disk: string; chain: string[]; fsType: string; imageConfig: { Cmd: string[] } };
+    expect(existsSync(result.disk)).toBe(true);
+    expect(result.chain).toHaveLength(2);
+    expect(result.fsType).toBe("ext4");
+    expect(result.imageConfig.Cmd).toEqual(["/bin/sh"]);
+    // Progress goes to stderr as plain lines when it is not a terminal.
+    expect(run.stderr).toContain("layer 2/2");
+    disk = result.disk;
+    chain = result.chain;
+  });
+
+  it("create again reuses the layers", () => {
+    const run = layerdisk("create", "--store", store, `oci-layout:${image}:latest`);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toContain("cached");
+    expect(run.stdout).toContain("disk:");
+    for (const file of chain) expect(run.stdout).toContain(file);
+  });
+
+  it("ls and inspect list the image", () => {
+    const list = JSON.parse(layerdisk("ls", "--store", store, "--json").stdout) as { images: unknown[]; layers: unknown[]; overlays: unknown[] };
+    expect(list.images).toHaveLength(1);
+    expect(list.layers).toHaveLength(2);
+    expect(list.overlays).toHaveLength(2);
+
+    const inspect = layerdisk("inspect", "--store", store, "--json", `oci-layout:${image}:latest`);
+    expect(inspect.status, inspect.stderr).toBe(0);
+    const [record] = JSON.parse(inspect.stdout) as Array<{ chain: string[] }>;
+    expect(record!.chain).toEqual(chain);
+  });
+
+  it("verify reports a clean store", () => {
+    const run = layerdisk("verify", "--store", store, "--json");
+    expect(run.status, run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout) as { clean: boolean }).clean).toBe(true);
+  });
+
+  it("rm then prune frees layers without overlays", () => {
+    expect(layerdisk("rm", "--store", store, `oci-layout:${image}:latest`).status).toBe(0);
+    // Live overlays still reference the chain.
+    const kept = JSON.parse(layerdisk("prune", "--store", store, "--json").stdout) as { removedLayers: string[] };
+    expect(kept.removedLayers).toEqual([]);
+
+    for (const overlay of JSON.parse(layerdisk("ls", "--store", store, "--json").stdout).overlays as Array<{ disk: string }>) {
+      rmSync(overlay.disk);
+    }
+    const freed = JSON.parse(layerdisk("prune", "--store", store, "--json").stdout) as { removedLayers: string[] };
+    expect(freed.removedLayers).toHaveLength(2);
+    expect(existsSync(disk)).toBe(false);
+  });
+
+  it("exit statuses for errors", () => {
+    const usage = layerdisk("frobnicate");
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain("ERR_USAGE");
+
+    const missing = layerdisk("create", "--store", store, join(scratch, "no-such-image"));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain("ERR_IMAGE_NOT_FOUND");
+
+    const json = layerdisk("create", "--store", store, "--json", join(scratch, "no-such-image"));
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "ERR_IMAGE_NOT_FOUND" } });
+
+    const badSize = layerdisk("create", "--store", store, "--fs-size", "lots", `oci-layout:${image}:latest`);
+    expect(badSize.status).toBe(2);
+    expect(badSize.stderr).toContain('invalid size "lots"');
+  });
+});
