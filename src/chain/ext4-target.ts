@@ -76,12 +76,41 @@ class Ext4FileWriter implements FileWriter {
 }
 
 export class Ext4Target implements LayerTarget {
+  /**
+   * Results of earlier `lstat` calls, `null` for a missing path. The applier
+   * looks up every parent of every entry, about ten lookups an entry, so
+   * most lookups hit. Every call that changes a path drops its entry, and
+   * the entries below it when a directory goes away or is replaced.
+   */
+  private readonly stats = new Map<string, NodeStat | null>();
+
   constructor(private readonly filesystem: Ext4Filesystem) {}
 
   lstat(path: string): NodeStat | undefined {
+    const cached = this.stats.get(path);
+    if (cached !== undefined) return cached ?? undefined;
+
     const stat = this.filesystem.lstat(bytes(path));
-    if (stat === null) return undefined;
-    return { type: nodeType(stat.type), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+    const result = stat === null ? null : { type: nodeType(stat.type), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+    this.stats.set(path, result);
+    return result ?? undefined;
+  }
+
+  /**
+   * Forgets `path`, and what is cached below it when it was a directory that
+   * goes away. A path known to be missing or not a directory has nothing
+   * cached below it but `null` entries, which stay true.
+   */
+  private forget(path: string, keepsChildren = false): void {
+    const previous = this.stats.get(path);
+    this.stats.delete(path);
+    const mayHaveChildren = previous === undefined || previous?.type === "directory";
+    if (keepsChildren || !mayHaveChildren) return;
+
+    const prefix = path === "/" ? "/" : `${path}/`;
+    for (const key of this.stats.keys()) {
+      if (key.startsWith(prefix)) this.stats.delete(key);
+    }
   }
 
   readlink(path: string): string {
@@ -95,19 +124,24 @@ export class Ext4Target implements LayerTarget {
   }
 
   mkdir(path: string, attributes: NodeAttributes): void {
+    // mkdir over an existing directory keeps its children.
+    this.forget(path, this.stats.get(path)?.type === "directory");
     this.filesystem.mkdir(bytes(path), ext4Attributes(attributes));
   }
 
   createFile(path: string, attributes: NodeAttributes, size: number): FileWriter {
+    this.forget(path);
     this.filesystem.beginFile(bytes(path), ext4Attributes(attributes));
     return new Ext4FileWriter(this.filesystem, size);
   }
 
   symlink(path: string, target: string, attributes: NodeAttributes): void {
+    this.forget(path);
     this.filesystem.symlink(bytes(path), bytes(target), ext4Attributes(attributes));
   }
 
   link(path: string, existingPath: string): void {
+    this.forget(path);
     this.filesystem.link(bytes(path), bytes(existingPath));
   }
 
@@ -118,6 +152,7 @@ export class Ext4Target implements LayerTarget {
     major: number,
     minor: number,
   ): void {
+    this.forget(path);
     const kind =
       type === "fifo"
         ? ({ type: "fifo" } as const)
@@ -126,6 +161,7 @@ export class Ext4Target implements LayerTarget {
   }
 
   setAttributes(path: string, attributes: Partial<NodeAttributes>): void {
+    this.forget(path, true);
     const stat = this.filesystem.lstat(bytes(path));
     if (stat === null) throw new Error(`setAttributes: ${path} does not exist`);
     const mtime = attributes.mtime ?? { sec: stat.mtime.seconds, nsec: stat.mtime.nanoseconds ?? 0 };
@@ -150,6 +186,7 @@ export class Ext4Target implements LayerTarget {
   }
 
   remove(path: string): void {
+    this.forget(path);
     this.filesystem.remove(bytes(path));
   }
 }
