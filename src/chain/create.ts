@@ -3,8 +3,11 @@
  * store does not have yet, and returns a new writable overlay over them.
  */
 
+import { existsSync } from "node:fs";
+
 import { LayerdiskError } from "../errors.js";
 import type { ResolvedImage } from "../image/types.js";
+import { writeFileAtomic } from "../store/atomic.js";
 import { withSharedFileLock } from "../store/lock.js";
 import { conversionParameters, parametersId as computeParametersId, type ConversionParameters } from "../store/parameters.js";
 import { STORE_USE_LOCK } from "../store/prune.js";
@@ -77,7 +80,12 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
     });
     const image = opened.image;
     const manifestDigest = image.manifestDigest ?? image.configDigest;
+    const topChainId = image.chainIds.at(-1);
+    if (topChainId === undefined) {
+      throw new LayerdiskError("ERR_IMAGE_NO_LAYERS", `image ${imageRef} has no layers; layerdisk needs at least one to build a filesystem`);
+    }
     options.onProgress?.({ type: "resolved", reference: imageRef, manifestDigest, layers: image.layers.length });
+    await cacheMetadataBlobs(store, image);
 
     const layerFiles = await convertLayers(store, parameters, parametersId, opened, options);
 
@@ -94,10 +102,6 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
     };
     await store.writeImage(record);
 
-    const topChainId = image.chainIds.at(-1);
-    if (topChainId === undefined) {
-      throw new LayerdiskError("ERR_IMAGE_NO_LAYERS", `image ${imageRef} has no layers; layerdisk needs at least one to build a filesystem`);
-    }
     const { chain, mergedKey } = await limitChainDepth(store, parametersId, image.chainIds, layerFiles, maxDepth);
     const overlay = await createOverlay(store, {
       reference: imageRef,
@@ -126,6 +130,22 @@ export async function createChain(imageRef: string, options: CreateChainOptions 
       vmm: vmmRecipes(overlay.disk, chain),
     };
   });
+}
+
+/**
+ * Keeps the manifest and config in the store's blob cache by digest, so an
+ * image record stays inspectable after its source archive is gone. Layer
+ * blobs of local images are read in place and not copied.
+ */
+async function cacheMetadataBlobs(store: Store, image: ResolvedImage): Promise<void> {
+  const blobs: Array<[string | undefined, Buffer | undefined]> = [
+    [image.manifestDigest, image.manifestBytes],
+    [image.configDigest, image.configBytes],
+  ];
+  for (const [digest, bytes] of blobs) {
+    if (digest === undefined || bytes === undefined || existsSync(store.blobFile(digest))) continue;
+    await writeFileAtomic(store.blobFile(digest), bytes);
+  }
 }
 
 /**

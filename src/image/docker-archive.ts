@@ -60,7 +60,7 @@ export async function resolveDockerArchive(files: ArchiveFiles, imageName?: stri
     layers.push(layer);
   }
 
-  return { source: "docker-archive", file: files.file, configDigest, config, platform: platformOf(config), diffIds, chainIds: chain, layers };
+  return { source: "docker-archive", file: files.file, configDigest, config, platform: platformOf(config), diffIds, chainIds: chain, layers, configBytes: configData };
 }
 
 async function readLegacyManifest(files: ArchiveFiles, imageName: string | undefined): Promise<LegacyManifestEntry> {

@@ -150,6 +150,8 @@ async function resolveManifest(files: ImageFiles, source: SourceKind, descriptor
     diffIds: config.rootfs.diff_ids,
     chainIds: chainIds(config.rootfs.diff_ids),
     layers,
+    manifestBytes: data,
+    configBytes: configData,
   };
   if (descriptor.mediaType !== undefined) image.manifestMediaType = descriptor.mediaType;
   return image;

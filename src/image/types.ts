@@ -63,4 +63,8 @@ export interface ResolvedImage {
   diffIds: string[];
   chainIds: string[];
   layers: ResolvedLayer[];
+  /** The manifest exactly as read, whose SHA-256 is `manifestDigest`; absent for a legacy archive. */
+  manifestBytes?: Buffer;
+  /** The config exactly as read, whose SHA-256 is `configDigest`. */
+  configBytes?: Buffer;
 }

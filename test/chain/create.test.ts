@@ -21,6 +21,11 @@ function newStore(): string {
   return join(scratch, `store-${storeCount}`);
 }
 
+/** The store root of a result whose chain lives in `ROOT/layers/PARAMS/`. */
+function storeOf(result: CreateChainResult): string {
+  return join(result.chain[0]!, "..", "..", "..");
+}
+
 function expectCleanChain(result: CreateChainResult): void {
   for (const file of [...result.chain, result.disk]) {
     const check = qemuImgCheck(file);
@@ -49,6 +54,8 @@ describe.skipIf(corpus.length === 0)("createChain on the test corpus", () => {
     converted.set(name, result);
 
     expect(result.fsType).toBe("ext4");
+    expect(existsSync(join(storeOf(result), "blobs", "sha256", result.configDigest.slice(7)))).toBe(true);
+    expect(existsSync(join(storeOf(result), "blobs", "sha256", result.manifestDigest.slice(7)))).toBe(true);
     expect(result.chain).toHaveLength(result.chainIds.length);
     expectCleanChain(result);
     expectTree(result, listDirectory(join(testdataDir, `${name}.rootfs`), { mtime: name === "edge" }), {
