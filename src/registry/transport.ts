@@ -34,7 +34,7 @@ export class TooManyRedirectsError extends Error {
 
 export class InsecureRedirectError extends Error {
   constructor(readonly from: string, readonly to: string) {
-    super(`rejected the redirect from ${from} to plain HTTP ${to}; list the target host in insecureRegistries to allow it`);
+    super(`rejected the redirect from ${from} to plain HTTP ${to}; list the target host in insecureRegistries, and not in httpsRegistries, to allow it`);
     this.name = "InsecureRedirectError";
   }
 }
@@ -70,10 +70,11 @@ export class TransportTlsError extends Error {
     const host = new URL(url).host;
     const tlsCode = cause.code ?? "unknown";
     const kind = CERTIFICATE_ERROR_CODES.has(tlsCode) ? "certificate" : "handshake";
+    const reason = opensslReason(cause.message);
     const message =
       kind === "certificate"
-        ? `the TLS certificate of ${host} was rejected (${tlsCode}: ${cause.message}); if the registry uses a private CA, pass its certificate in the tls.ca option`
-        : `the TLS handshake with ${host} failed (${tlsCode}: ${cause.message}); if the registry serves plain HTTP, list it in insecureRegistries and not in httpsRegistries`;
+        ? `the TLS certificate of ${host} was rejected (${tlsCode}: ${reason}); if the registry uses a private CA, pass its certificate in the tls.ca option`
+        : `the TLS handshake with ${host} failed (${tlsCode}: ${reason}); if the registry serves plain HTTP, list it in insecureRegistries and not in httpsRegistries`;
     super(message, { cause });
     this.name = "TransportTlsError";
     this.host = host;
@@ -82,10 +83,23 @@ export class TransportTlsError extends Error {
   }
 }
 
-/** Tells whether an error from an HTTPS request comes from TLS rather than from TCP or HTTP. */
+/**
+ * Extracts the reason from an OpenSSL error string such as
+ * `write EPROTO 80...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:...`.
+ */
+function opensslReason(message: string): string {
+  return /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message;
+}
+
+/**
+ * Tells whether an error from an HTTPS request comes from TLS rather than
+ * from TCP or HTTP. Node reports OpenSSL protocol errors, such as a reply
+ * in plain HTTP, as `EPROTO` or `ERR_SSL_*`.
+ */
 function isTlsError(error: NodeJS.ErrnoException): boolean {
   const code = error.code ?? "";
-  return CERTIFICATE_ERROR_CODES.has(code) || code.startsWith("ERR_SSL_") || code === "ERR_TLS_HANDSHAKE_TIMEOUT";
+  if (CERTIFICATE_ERROR_CODES.has(code) || code.startsWith("ERR_SSL_") || code === "ERR_TLS_HANDSHAKE_TIMEOUT") return true;
+  return code === "EPROTO" && error.message.includes("SSL routines");
 }
 
 export interface TlsOptions {
