@@ -57,9 +57,9 @@ const CERTIFICATE_ERROR_CODES = new Set([
 ]);
 
 /**
- * A failed TLS connection: the server's certificate was not trusted
- * (`kind` "certificate") or the handshake failed, as when the server
- * speaks plain HTTP (`kind` "handshake").
+ * An HTTPS request that failed in TLS. `kind` is "certificate" when the
+ * server's certificate did not verify, and "handshake" for other TLS
+ * failures, as when the server speaks plain HTTP.
  */
 export class TransportTlsError extends Error {
   readonly host: string;

@@ -70,7 +70,7 @@ function newCache(name: string): string {
   return join(root, "caches", name);
 }
 
-/** Options without retries worth waiting for, and without the Docker config. */
+/** Pull options with two fast attempts and no Docker config. */
 function options(cache: string, extra: Partial<PullOptions> = {}): PullOptions {
   return { blobCache: cache, dockerConfig: false, retry: { attempts: 2, baseDelayMs: 10 }, ...extra };
 }
@@ -199,7 +199,7 @@ describe("HTTPS to a plain HTTP registry", () => {
 });
 
 describe("redirect from HTTPS to plain HTTP", () => {
-  /** Target of the redirects: a plain HTTP registry that must receive no request. */
+  /** Plain HTTP registry that the HTTPS server redirects to. */
   const target = new FakeRegistry();
   let source: https.Server;
   let sourceHost: string;
