@@ -71,4 +71,5 @@ export type {
   ImageReference as RegistryImageReference,
   RegistryCredentials,
   RegistryClientOptions,
+  TlsOptions as RegistryTlsOptions,
 } from "./registry/index.js";

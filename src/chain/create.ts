@@ -21,8 +21,8 @@ import { createOverlay } from "./overlay.js";
 import type { ChainProgress, ChainResult } from "./types.js";
 
 /**
- * Registry options (`credentials`, `insecureRegistries`, `dockerConfig`,
- * `timeouts`, `retry`, `concurrency`) apply when `imageRef` is a registry
+ * Registry options (`credentials`, `insecureRegistries`, `httpsRegistries`,
+ * `tls`, `dockerConfig`, `timeouts`, `retry`, `concurrency`) apply when `imageRef` is a registry
  * reference; see `classifyReference` for how a reference is classified.
  */
 export interface CreateChainOptions extends RegistryOptions {

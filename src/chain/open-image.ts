@@ -12,7 +12,10 @@ import type { Store } from "../store/store.js";
 import { classifyReference, resolvePulledImage } from "./source.js";
 
 /** Registry options createChain and `pullToStore` pass through to `pullImage`. */
-export type RegistryOptions = Pick<PullOptions, "credentials" | "dockerConfig" | "insecureRegistries" | "timeouts" | "retry" | "concurrency">;
+export type RegistryOptions = Pick<
+  PullOptions,
+  "credentials" | "dockerConfig" | "insecureRegistries" | "httpsRegistries" | "tls" | "timeouts" | "retry" | "concurrency"
+>;
 
 export interface OpenImageOptions {
   platform?: string;

@@ -15,10 +15,11 @@ import { basicAuthorization, buildTokenRequest, parseTokenResponse } from "./aut
 import { registryApiHost } from "./reference.js";
 import type { RetryPolicy } from "./retry.js";
 import { DEFAULT_RETRY_POLICY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep } from "./retry.js";
-import type { Agents, HttpRequest, Timeouts } from "./transport.js";
+import type { Agents, HttpRequest, Timeouts, TlsOptions } from "./transport.js";
 import {
   TransportAbortedError,
   TransportTimeoutError,
+  TransportTlsError,
   createAgents,
   destroyAgents,
   isLoopbackHost,
@@ -27,8 +28,12 @@ import {
 } from "./transport.js";
 
 export interface RegistryClientOptions {
-  /** Registries (as `host[:port]`) reached over plain HTTP. Loopback hosts always are. */
+  /** Registries (as `host[:port]`) reached over plain HTTP. Loopback hosts are too, unless listed in `httpsRegistries`. */
   insecureRegistries?: string[];
+  /** Loopback registries (as `host[:port]`) reached over HTTPS instead of plain HTTP. Other hosts use HTTPS anyway. */
+  httpsRegistries?: string[];
+  /** TLS settings for every HTTPS request: the registry, its token server and redirect targets. */
+  tls?: TlsOptions;
   /** Credentials to use instead of the Docker config file. */
   credentials?: RegistryCredentials;
   /** Docker config file to read credentials from, or false to read none. Defaults to `$DOCKER_CONFIG/config.json`. */
@@ -104,10 +109,15 @@ export class RegistryClient {
     this.options = options;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
-    this.agents = createAgents();
     const host = registryApiHost(registry);
-    // NOTE: the tests reach registries only over plain HTTP on loopback, so
-    // the HTTPS path (node:https with its default certificate checks) is untested.
+    const conflicting = (options.httpsRegistries ?? []).filter((entry) => (options.insecureRegistries ?? []).includes(entry));
+    if (conflicting.length > 0) {
+      throw new RegistryError(
+        "ERR_REGISTRY_OPTIONS_INVALID",
+        `${conflicting.join(", ")} is listed in both insecureRegistries and httpsRegistries; remove it from one of them`,
+      );
+    }
+    this.agents = createAgents(options.tls);
     this.baseUrl = new URL(`${this.allowsPlainHttp(host) ? "http" : "https"}://${host}`);
   }
 
@@ -116,8 +126,13 @@ export class RegistryClient {
     destroyAgents(this.agents);
   }
 
-  /** Tells whether `host` may be reached over plain HTTP: loopback, or listed in `insecureRegistries`. */
+  /**
+   * Tells whether `host` may be reached over plain HTTP: loopback and not
+   * listed in `httpsRegistries`, or listed in `insecureRegistries`.
+   */
   allowsPlainHttp(host: string): boolean {
+    const httpsOnly = this.options.httpsRegistries ?? [];
+    if (httpsOnly.includes(host) || (host === registryApiHost(this.registry) && httpsOnly.includes(this.registry))) return false;
     if (isLoopbackHost(host)) return true;
     const insecure = this.options.insecureRegistries ?? [];
     return insecure.includes(host) || insecure.includes(this.registry);
@@ -327,6 +342,9 @@ export class RegistryClient {
         `fetching ${subject} timed out: ${error.message}; raise the timeouts option if the registry is slow`,
         details,
       );
+    }
+    if (error instanceof TransportTlsError) {
+      return new RegistryError("ERR_REGISTRY_TLS", `fetching ${subject} failed: ${error.message}`, details);
     }
     if (error instanceof TransportAbortedError) {
       return new RegistryError("ERR_REGISTRY_ABORTED", `fetching ${subject} was aborted`, details);

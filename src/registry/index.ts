@@ -10,5 +10,5 @@ export type { Descriptor, ImageManifest, ImageIndex } from "./manifest.js";
 export type { BlobCache } from "./blob-cache.js";
 export type { RegistryCredentials } from "./auth/credentials.js";
 export type { RegistryClientOptions } from "./client.js";
-export type { Timeouts } from "./transport.js";
+export type { Timeouts, TlsOptions } from "./transport.js";
 export type { RetryPolicy } from "./retry.js";

@@ -4,9 +4,11 @@
  * Retries and authentication are layered on top (retry.ts, client.ts).
  */
 
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
+import tls from "node:tls";
 
 /** Errors from this module that the client maps to registry error codes. */
 export class TransportTimeoutError extends Error {
@@ -32,9 +34,80 @@ export class TooManyRedirectsError extends Error {
 
 export class InsecureRedirectError extends Error {
   constructor(readonly from: string, readonly to: string) {
-    super(`rejected the redirect from ${from} to plain HTTP ${to}; list the target host in insecureRegistries to allow it`);
+    super(`rejected the redirect from ${from} to plain HTTP ${to}; list the target host in insecureRegistries, and not in httpsRegistries, to allow it`);
     this.name = "InsecureRedirectError";
   }
+}
+
+/** OpenSSL and Node codes for a server certificate that failed verification. */
+const CERTIFICATE_ERROR_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_REVOKED",
+  "CERT_SIGNATURE_FAILURE",
+  "INVALID_CA",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * An HTTPS request that failed in TLS. `kind` is "certificate" when the
+ * server's certificate did not verify, and "handshake" for other TLS
+ * failures, as when the server speaks plain HTTP.
+ */
+export class TransportTlsError extends Error {
+  readonly host: string;
+  readonly kind: "certificate" | "handshake";
+  readonly tlsCode: string;
+
+  constructor(readonly url: string, cause: NodeJS.ErrnoException) {
+    const host = new URL(url).host;
+    const tlsCode = cause.code ?? "unknown";
+    const kind = CERTIFICATE_ERROR_CODES.has(tlsCode) ? "certificate" : "handshake";
+    const reason = opensslReason(cause.message);
+    const message =
+      kind === "certificate"
+        ? `the TLS certificate of ${host} was rejected (${tlsCode}: ${reason}); if the registry uses a private CA, pass its certificate in the tls.ca option`
+        : `the TLS handshake with ${host} failed (${tlsCode}: ${reason}); if the registry serves plain HTTP, list it in insecureRegistries and not in httpsRegistries`;
+    super(message, { cause });
+    this.name = "TransportTlsError";
+    this.host = host;
+    this.kind = kind;
+    this.tlsCode = tlsCode;
+  }
+}
+
+/**
+ * Extracts the reason from an OpenSSL error string such as
+ * `write EPROTO 80...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:...`.
+ */
+function opensslReason(message: string): string {
+  return /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message;
+}
+
+/**
+ * Tells whether an error from an HTTPS request comes from TLS rather than
+ * from TCP or HTTP. Node reports OpenSSL protocol errors, such as a reply
+ * in plain HTTP, as `EPROTO` or `ERR_SSL_*`.
+ */
+function isTlsError(error: NodeJS.ErrnoException): boolean {
+  const code = error.code ?? "";
+  if (CERTIFICATE_ERROR_CODES.has(code) || code.startsWith("ERR_SSL_") || code === "ERR_TLS_HANDSHAKE_TIMEOUT") return true;
+  return code === "EPROTO" && error.message.includes("SSL routines");
+}
+
+export interface TlsOptions {
+  /**
+   * Extra CA certificates (PEM) to trust, in addition to Node's bundled
+   * root certificates and the file in `NODE_EXTRA_CA_CERTS`.
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
 }
 
 export interface Timeouts {
@@ -60,9 +133,34 @@ export interface Agents {
 /** Maximum number of redirects followed for one request, as browsers and Docker allow. */
 export const MAX_REDIRECTS = 10;
 
+/**
+ * Builds the CA list for an HTTPS agent. Node's `ca` option replaces the
+ * default trust store, so the bundled roots and `NODE_EXTRA_CA_CERTS` are
+ * added back. Returns undefined, which keeps Node's defaults, when no
+ * extra CA is given.
+ */
+export function trustedCertificates(options: TlsOptions = {}): Array<string | Buffer> | undefined {
+  if (options.ca === undefined) return undefined;
+  const extra = Array.isArray(options.ca) ? options.ca : [options.ca];
+  const certificates: Array<string | Buffer> = [...tls.rootCertificates, ...extra];
+  const extraFile = process.env.NODE_EXTRA_CA_CERTS;
+  if (extraFile) {
+    try {
+      certificates.push(readFileSync(extraFile));
+    } catch {
+      // Node already warned at startup that it could not read this file.
+    }
+  }
+  return certificates;
+}
+
 /** Creates keep-alive agents that one pull shares and destroys at its end. */
-export function createAgents(): Agents {
-  return { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+export function createAgents(tlsOptions: TlsOptions = {}): Agents {
+  const ca = trustedCertificates(tlsOptions);
+  return {
+    http: new http.Agent({ keepAlive: true }),
+    https: new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) }),
+  };
 }
 
 export function destroyAgents(agents: Agents): void {
@@ -128,9 +226,9 @@ export function sendRequest(request: HttpRequest, timeouts: Timeouts, agents: Ag
       incoming.once("close", () => signal?.removeEventListener("abort", onAbort));
       resolve(incoming);
     });
-    outgoing.on("error", (error) => {
+    outgoing.on("error", (error: NodeJS.ErrnoException) => {
       signal?.removeEventListener("abort", onAbort);
-      reject(error);
+      reject(isHttps && isTlsError(error) ? new TransportTlsError(url.href, error) : error);
     });
     outgoing.end(request.body);
   });

@@ -140,4 +140,22 @@ describe("RegistryClient transport choice", () => {
     expect(new RegistryClient("127.0.0.1:5000").baseUrl.protocol).toBe("http:");
     expect(new RegistryClient("registry.internal:5000", { insecureRegistries: ["registry.internal:5000"] }).baseUrl.protocol).toBe("http:");
   });
+
+  it("uses HTTPS for httpsRegistries on loopback", () => {
+    const client = new RegistryClient("127.0.0.1:5000", { httpsRegistries: ["127.0.0.1:5000"] });
+
+    expect(client.baseUrl.href).toBe("https://127.0.0.1:5000/");
+    expect(client.allowsPlainHttp("127.0.0.1:5000")).toBe(false);
+    expect(client.allowsPlainHttp("127.0.0.1:5001")).toBe(true);
+    expect(new RegistryClient("localhost:5000", { httpsRegistries: ["127.0.0.1:5000"] }).baseUrl.protocol).toBe("http:");
+    client.close();
+  });
+
+  it("rejects a host in both lists", () => {
+    const create = (): RegistryClient =>
+      new RegistryClient("127.0.0.1:5000", { httpsRegistries: ["127.0.0.1:5000"], insecureRegistries: ["127.0.0.1:5000"] });
+
+    expect(create).toThrow(expect.objectContaining({ code: "ERR_REGISTRY_OPTIONS_INVALID" }));
+    expect(create).toThrow(/127\.0\.0\.1:5000 is listed in both insecureRegistries and httpsRegistries/);
+  });
 });

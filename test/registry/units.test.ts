@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { rootCertificates } from "node:tls";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
@@ -11,7 +12,7 @@ import type { ImageIndex } from "../../src/registry/manifest.js";
 import { hostPlatform, parsePlatform, platformMatches } from "../../src/registry/platform.js";
 import { DEFAULT_RETRY_POLICY, backoffDelay, isRetryableStatus, parseRetryAfter } from "../../src/registry/retry.js";
 import { createLimiter } from "../../src/registry/limiter.js";
-import { isLoopbackHost } from "../../src/registry/transport.js";
+import { isLoopbackHost, trustedCertificates } from "../../src/registry/transport.js";
 
 describe("parseChallenges", () => {
   it("reads a Docker Hub bearer challenge", () => {
@@ -243,5 +244,47 @@ describe("createLimiter", () => {
     await expect(limit(() => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
 
     expect(await limit(() => Promise.resolve("next"))).toBe("next");
+  });
+});
+
+describe("trustedCertificates", () => {
+  const pem = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
+  let savedExtraFile: string | undefined;
+
+  beforeEach(() => {
+    savedExtraFile = process.env.NODE_EXTRA_CA_CERTS;
+    delete process.env.NODE_EXTRA_CA_CERTS;
+  });
+  afterEach(() => {
+    if (savedExtraFile === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+    else process.env.NODE_EXTRA_CA_CERTS = savedExtraFile;
+  });
+
+  it("keeps Node's defaults without tls.ca", () => {
+    expect(trustedCertificates()).toBeUndefined();
+    expect(trustedCertificates({})).toBeUndefined();
+  });
+
+  it("adds tls.ca to the bundled roots", () => {
+    const certificates = trustedCertificates({ ca: [pem, Buffer.from(pem)] })!;
+
+    expect(certificates).toHaveLength(rootCertificates.length + 2);
+    expect(certificates.slice(0, rootCertificates.length)).toEqual([...rootCertificates]);
+    expect(certificates.at(-1)).toEqual(Buffer.from(pem));
+  });
+
+  it("keeps NODE_EXTRA_CA_CERTS", () => {
+    const folder = mkdtempSync(join(tmpdir(), "layerdisk-ca-"));
+    const extraFile = join(folder, "extra.pem");
+    writeFileSync(extraFile, pem);
+    process.env.NODE_EXTRA_CA_CERTS = extraFile;
+    try {
+      const certificates = trustedCertificates({ ca: pem })!;
+
+      expect(certificates).toHaveLength(rootCertificates.length + 2);
+      expect(certificates.at(-1)).toEqual(Buffer.from(pem));
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

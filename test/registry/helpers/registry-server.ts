@@ -6,8 +6,9 @@
 
 import type { ChildProcess } from "node:child_process";
 import { execFile, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -45,6 +46,14 @@ function authYaml(auth: RegistryAuth): string {
   return "";
 }
 
+/** Certificate files for a registry that serves HTTPS (`http.tls` in its config). */
+export interface RegistryTls {
+  certFile: string;
+  keyFile: string;
+  /** CA that signed `certFile`, trusted by the start-up probe. */
+  caFile: string;
+}
+
 export interface RunningRegistry {
   host: string;
   port: number;
@@ -52,15 +61,18 @@ export interface RunningRegistry {
   stop: () => Promise<void>;
 }
 
-async function waitUntilServing(port: number, child: ChildProcess, output: () => string): Promise<void> {
+async function waitUntilServing(port: number, child: ChildProcess, output: () => string, tls?: RegistryTls): Promise<void> {
   const deadline = Date.now() + 15_000;
+  const ca = tls === undefined ? undefined : readFileSync(tls.caFile);
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${output()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const request = http.get({ host: "127.0.0.1", port, path: "/v2/" }, (response) => {
+      const probe = { host: "127.0.0.1", port, path: "/v2/" };
+      const onResponse = (response: http.IncomingMessage): void => {
         response.resume();
         resolve(true);
-      });
+      };
+      const request = ca === undefined ? http.get(probe, onResponse) : https.get({ ...probe, ca }, onResponse);
       request.on("error", () => resolve(false));
     });
     if (ok) return;
@@ -69,8 +81,11 @@ async function waitUntilServing(port: number, child: ChildProcess, output: () =>
   throw new Error(`docker-registry did not start on port ${port} within 15 s: ${output()}`);
 }
 
-/** Starts a registry serving `storage`; `folder` receives its config file. */
-export async function startRegistry(folder: string, storage: string, auth: RegistryAuth, name: string): Promise<RunningRegistry> {
+/**
+ * Starts a registry serving `storage`; `folder` receives its config file.
+ * With `tls`, it serves HTTPS only.
+ */
+export async function startRegistry(folder: string, storage: string, auth: RegistryAuth, name: string, tls?: RegistryTls): Promise<RunningRegistry> {
   const port = await freePort();
   const config = join(folder, `${name}.yml`);
   writeFileSync(
@@ -87,6 +102,7 @@ export async function startRegistry(folder: string, storage: string, auth: Regis
       "http:",
       `  addr: 127.0.0.1:${port}`,
       "  secret: layerdisk-test-secret",
+      ...(tls === undefined ? [] : ["  tls:", `    certificate: ${tls.certFile}`, `    key: ${tls.keyFile}`]),
       authYaml(auth),
       "",
     ].join("\n"),
@@ -108,7 +124,7 @@ export async function startRegistry(folder: string, storage: string, auth: Regis
   };
 
   try {
-    await waitUntilServing(port, child, output);
+    await waitUntilServing(port, child, output, tls);
   } catch (error) {
     await stop();
     throw error;
