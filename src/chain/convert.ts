@@ -57,9 +57,10 @@ export function convertLayer(job: ConvertJob, options: ConvertOptions = {}): Pro
       options.signal?.removeEventListener("abort", abort);
       action();
     };
+    // The worker must be gone before the caller deletes its temporary file,
+    // or it could write the file again.
     const abort = () => {
-      void worker.terminate();
-      settle(() => reject(options.signal!.reason));
+      void worker.terminate().finally(() => settle(() => reject(options.signal!.reason)));
     };
     options.signal?.addEventListener("abort", abort, { once: true });
 

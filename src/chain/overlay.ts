@@ -62,7 +62,12 @@ export async function createOverlay(store: Store, overlay: NewOverlay): Promise<
   };
   // The record comes first: prune must never see the disk without it.
   await store.writeOverlay(record);
-  await writeOverlayFile(store, record, overlay.virtualSize, overlay.clusterSize);
+  try {
+    await writeOverlayFile(store, record, overlay.virtualSize, overlay.clusterSize);
+  } catch (error) {
+    await store.removeOverlayRecord(id);
+    throw error;
+  }
   return record;
 }
 

@@ -32,7 +32,7 @@ Commands:
   export REF OUT write one standalone disk file (no backing file) from a chain
   ls             list images, layer files and overlays in the store
   inspect REF    show an image's record and chain
-  rm REF...      remove image records (their layers stay until prune)
+  rm REF|OVERLAY...  remove image records (their layers stay until prune), or delete overlays by id or disk path
   prune          remove layers, blobs and overlay records nothing references
   verify         check every layer with qemu-img check and every image with e2fsck -fn
 
@@ -122,27 +122,45 @@ async function run(argv: string[], signal: AbortSignal): Promise<number> {
   }
 }
 
-function report(error: unknown, json: boolean): number {
-  const isUsage = error instanceof UsageError || (error as NodeJS.ErrnoException)?.code?.startsWith("ERR_PARSE_ARGS");
-  const code = error instanceof LayerdiskError || isUsage ? (error as LayerdiskError).code : "ERR_UNEXPECTED";
+/** Returns the string `code` of an error, if it has one (a DOMException's `code` is a number). */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** Library errors about an option's value are command-line mistakes here. */
+const USAGE_CODES = new Set(["ERR_INVALID_ARG_VALUE", "ERR_INVALID_ARG_TYPE"]);
+
+function report(error: unknown, json: boolean, interrupted: boolean): number {
+  if (interrupted || (error as Error | null)?.name === "AbortError") {
+    process.stderr.write("layerdisk: interrupted\n");
+    return EXIT_INTERRUPTED;
+  }
+  const rawCode = errorCode(error);
+  const isUsage = error instanceof UsageError || rawCode?.startsWith("ERR_PARSE_ARGS") === true || USAGE_CODES.has(rawCode ?? "");
+  const code = rawCode ?? "ERR_UNEXPECTED";
   const message = error instanceof Error ? error.message : String(error);
   if (json) {
     const details = error instanceof LayerdiskError ? { file: error.file, path: error.path, digest: error.digest } : {};
     process.stdout.write(`${JSON.stringify({ error: { code, message, ...details } })}\n`);
   }
   process.stderr.write(`layerdisk: ${message} [${code}]\n`);
-  if (isUsage) return EXIT_USAGE;
-  return code === "ABORT_ERR" ? EXIT_INTERRUPTED : EXIT_FAILURE;
+  return isUsage ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 const controller = new AbortController();
 process.once("SIGINT", () => controller.abort());
+// A reader that stops early (`layerdisk ls | head`) is not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
 const argv = process.argv.slice(2);
 run(argv, controller.signal).then(
   (status) => {
     process.exitCode = controller.signal.aborted ? EXIT_INTERRUPTED : status;
   },
   (error: unknown) => {
-    process.exitCode = report(error, argv.includes("--json"));
+    process.exitCode = report(error, argv.includes("--json"), controller.signal.aborted);
   },
 );

@@ -1,5 +1,8 @@
 /** The store commands: ls, inspect, rm, prune, verify. */
 
+import { resolve } from "node:path";
+
+import { deleteOverlay } from "../chain/overlay.js";
 import { LayerdiskError } from "../errors.js";
 import { prune } from "../store/prune.js";
 import { Store } from "../store/store.js";
@@ -77,6 +80,14 @@ async function findPulls(store: Store, query: string) {
 export async function removeCommand(store: Store, queries: string[], output: CommandOutput): Promise<number> {
   const removed: string[] = [];
   for (const query of queries) {
+    // An overlay is named by its id or its disk path; removing it deletes the disk.
+    const overlay = (await store.listOverlays()).find((record) => record.id === query || record.disk === resolve(query));
+    if (overlay) {
+      await deleteOverlay(store, overlay.id);
+      removed.push(`overlay ${overlay.id} (${overlay.disk})`);
+      continue;
+    }
+
     // A pulled image that was never converted has only a pull record.
     const pulls = await findPulls(store, query);
     for (const pull of pulls) {
@@ -113,7 +124,9 @@ export const EXIT_VERIFY_FAILED = 3;
 
 export async function verifyCommand(store: Store, output: CommandOutput): Promise<number> {
   const result = await verifyStore(store, (check) => {
-    if (!output.json) output.stdout.write(`${check.ok ? "ok  " : "FAIL"} ${check.tool} ${check.subject}\n${check.output ?? ""}`);
+    if (output.json) return;
+    output.stdout.write(`${check.ok ? "ok  " : "FAIL"} ${check.tool} ${check.subject}\n`);
+    if (check.output) output.stdout.write(`${check.output}\n`);
   });
   if (output.json) printJson(output, result);
   else output.stdout.write(result.clean ? `store is clean (${result.checks.length} checks)\n` : "store has problems\n");

@@ -44,7 +44,8 @@ export async function resolveImage(reference: string, options: ResolveImageOptio
 }
 
 function notFound(ref: ImageReference, expected: string): ImageError {
-  return new ImageError("ERR_IMAGE_NOT_FOUND", `${ref.path} is not ${expected}.`, { file: ref.path });
+  const problem = existsSync(ref.path) ? `is not ${expected}` : `does not exist; expected ${expected}`;
+  return new ImageError("ERR_IMAGE_NOT_FOUND", `${ref.path} ${problem}.`, { file: ref.path });
 }
 
 function isDirectory(path: string): boolean {

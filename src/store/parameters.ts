@@ -6,6 +6,8 @@
 
 import { createHash } from "node:crypto";
 
+import { LayerdiskError } from "../errors.js";
+
 /**
  * Version of the bytes the converter writes. Bump it whenever a change to
  * the qcow2 or ext4 writer changes the output for the same input.
@@ -41,10 +43,42 @@ export interface ConversionParameters {
   ext4Features: readonly string[];
 }
 
+/** Smallest filesystem the ext4 writer formats: 8 MiB. */
+export const MIN_FS_SIZE = 8 * 1024 ** 2;
+
+/**
+ * Largest filesystem accepted: 4 TiB. Formatting writes metadata for every
+ * flex group, so its time grows with the size, and the default inode ratio
+ * would exceed ext4's 2^32 inodes a little above 64 TiB.
+ */
+export const MAX_FS_SIZE = 4 * 1024 ** 4;
+
+const MIN_CLUSTER_SIZE = 512;
+const MAX_CLUSTER_SIZE = 2 * 1024 ** 2;
+const EXT4_BLOCK_SIZE = 4096;
+
+function invalid(message: string): LayerdiskError {
+  return new LayerdiskError("ERR_INVALID_ARG_VALUE", message);
+}
+
+/** Rejects sizes the qcow2 engine or the ext4 writer cannot use, naming the fix. */
+function checkSizes(fsSize: number, clusterSize: number): void {
+  if (!Number.isSafeInteger(fsSize) || fsSize < MIN_FS_SIZE || fsSize > MAX_FS_SIZE || fsSize % EXT4_BLOCK_SIZE !== 0) {
+    throw invalid(`invalid filesystem size ${fsSize}: use a multiple of 4 KiB from 8 MiB to 4 TiB, such as 64G`);
+  }
+  const powerOfTwo = Number.isSafeInteger(clusterSize) && clusterSize > 0 && (clusterSize & (clusterSize - 1)) === 0;
+  if (!powerOfTwo || clusterSize < MIN_CLUSTER_SIZE || clusterSize > MAX_CLUSTER_SIZE) {
+    throw invalid(`invalid cluster size ${clusterSize}: use a power of two from 512 bytes to 2 MiB, such as 64K`);
+  }
+}
+
 export function conversionParameters(options: { fsSize?: number; clusterSize?: number } = {}): ConversionParameters {
+  const fsSize = options.fsSize ?? DEFAULT_FS_SIZE;
+  const clusterSize = options.clusterSize ?? DEFAULT_CLUSTER_SIZE;
+  checkSizes(fsSize, clusterSize);
   return {
-    fsSize: options.fsSize ?? DEFAULT_FS_SIZE,
-    clusterSize: options.clusterSize ?? DEFAULT_CLUSTER_SIZE,
+    fsSize,
+    clusterSize,
     converterVersion: CONVERTER_FORMAT_VERSION,
     ext4Features: EXT4_FEATURES,
   };

@@ -2,11 +2,13 @@
 // README uses, then ls, inspect, verify, rm and prune, with their exit
 // statuses and --json output.
 
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { hasImage, testdataDir } from "../image/testdata.js";
 
 const repo = join(import.meta.dirname, "..", "..");
 const scratch = mkdtempSync(join(tmpdir(), "layerdisk-cli-"));
@@ -85,6 +87,18 @@ describe.skipIf(!existsSync("/bin/busybox"))("layerdisk CLI", () => {
     expect(existsSync(disk)).toBe(false);
   });
 
+  it("rm deletes an overlay by id", () => {
+    const created = JSON.parse(layerdisk("create", "--store", store, "--json", `oci-layout:${image}:latest`).stdout) as {
+      disk: string;
+      overlayId: string;
+    };
+    const run = layerdisk("rm", "--store", store, created.overlayId);
+    expect(run.status, run.stderr).toBe(0);
+    expect(existsSync(created.disk)).toBe(false);
+    const list = JSON.parse(layerdisk("ls", "--store", store, "--json").stdout) as { overlays: Array<{ id: string }> };
+    expect(list.overlays.map((overlay) => overlay.id)).not.toContain(created.overlayId);
+  });
+
   it("exit statuses for errors", () => {
     const usage = layerdisk("frobnicate");
     expect(usage.status).toBe(2);
@@ -100,5 +114,39 @@ describe.skipIf(!existsSync("/bin/busybox"))("layerdisk CLI", () => {
     const badSize = layerdisk("create", "--store", store, "--fs-size", "lots", `oci-layout:${image}:latest`);
     expect(badSize.status).toBe(2);
     expect(badSize.stderr).toContain('invalid size "lots"');
+
+    const tooLarge = layerdisk("create", "--store", store, "--fs-size", "16T", `oci-layout:${image}:latest`);
+    expect(tooLarge.status).toBe(2);
+    expect(tooLarge.stderr).toContain("from 8 MiB to 4 TiB");
+
+    const badCluster = layerdisk("create", "--store", store, "--cluster-size", "3K", `oci-layout:${image}:latest`);
+    expect(badCluster.status).toBe(2);
+    expect(badCluster.stderr).toContain("power of two");
+  });
+});
+
+describe.skipIf(!hasImage("debian-python"))("layerdisk CLI interrupted", () => {
+  it("SIGINT exits 130 and publishes nothing", async () => {
+    const interruptedStore = join(scratch, "interrupted");
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(repo, "src", "cli", "main.ts"), "create", "--store", interruptedStore, `oci-layout:${join(testdataDir, "debian-python")}:latest`],
+      { cwd: repo, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    let interrupted = false;
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+      // One Ctrl-C: a second one would end the process at once, as usual.
+      if (stderr.includes("converting") && !interrupted) {
+        interrupted = true;
+        child.kill("SIGINT");
+      }
+    });
+    const status = await new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+
+    expect(status, `exit status ${status}; stderr:\n${stderr}`).toBe(130);
+    const leftovers = readdirSync(join(interruptedStore, "layers"), { recursive: true }).map(String);
+    expect(leftovers.filter((name) => name.includes(".tmp-") || name.endsWith(".qcow2"))).toEqual([]);
   });
 });
