@@ -49,7 +49,7 @@ Options for every command:
 
 Options for create:
   --platform OS/ARCH[/VARIANT]  platform to pick from an image index (default: this host's)
-  --fs-size SIZE                ext4 filesystem size, such as 64G (default 64G; sparse)
+  --fs-size SIZE                ext4 filesystem size, 8M to 1T, such as 64G (default 64G; sparse)
   --cluster-size SIZE           qcow2 cluster size, 512 to 2M (default 64K)
   --disk PATH                   where to write the overlay (default: in the store)
   --max-depth N|PRESET          files the VMM opens at most, overlay included; upper layers

@@ -47,11 +47,11 @@ export interface ConversionParameters {
 export const MIN_FS_SIZE = 8 * 1024 ** 2;
 
 /**
- * Largest filesystem accepted: 4 TiB. Formatting writes metadata for every
- * flex group, so its time grows with the size, and the default inode ratio
- * would exceed ext4's 2^32 inodes a little above 64 TiB.
+ * Largest filesystem accepted: 1 TiB. Formatting writes metadata for every
+ * flex group, so its cost grows with the size: on a 2-core machine a 64 GiB
+ * base layer took 1 s and 8 MiB, a 1 TiB one 16 s and 79 MiB.
  */
-export const MAX_FS_SIZE = 4 * 1024 ** 4;
+export const MAX_FS_SIZE = 1024 ** 4;
 
 const MIN_CLUSTER_SIZE = 512;
 const MAX_CLUSTER_SIZE = 2 * 1024 ** 2;
@@ -64,7 +64,7 @@ function invalid(message: string): LayerdiskError {
 /** Rejects sizes the qcow2 engine or the ext4 writer cannot use, naming the fix. */
 function checkSizes(fsSize: number, clusterSize: number): void {
   if (!Number.isSafeInteger(fsSize) || fsSize < MIN_FS_SIZE || fsSize > MAX_FS_SIZE || fsSize % EXT4_BLOCK_SIZE !== 0) {
-    throw invalid(`invalid filesystem size ${fsSize}: use a multiple of 4 KiB from 8 MiB to 4 TiB, such as 64G`);
+    throw invalid(`invalid filesystem size ${fsSize}: use a multiple of 4 KiB from 8 MiB to 1 TiB, such as 64G`);
   }
   const powerOfTwo = Number.isSafeInteger(clusterSize) && clusterSize > 0 && (clusterSize & (clusterSize - 1)) === 0;
   if (!powerOfTwo || clusterSize < MIN_CLUSTER_SIZE || clusterSize > MAX_CLUSTER_SIZE) {

@@ -117,7 +117,7 @@ describe.skipIf(!existsSync("/bin/busybox"))("layerdisk CLI", () => {
 
     const tooLarge = layerdisk("create", "--store", store, "--fs-size", "16T", `oci-layout:${image}:latest`);
     expect(tooLarge.status).toBe(2);
-    expect(tooLarge.stderr).toContain("from 8 MiB to 4 TiB");
+    expect(tooLarge.stderr).toContain("from 8 MiB to 1 TiB");
 
     const badCluster = layerdisk("create", "--store", store, "--cluster-size", "3K", `oci-layout:${image}:latest`);
     expect(badCluster.status).toBe(2);
