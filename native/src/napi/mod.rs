@@ -52,10 +52,6 @@ fn invalid_argument(index: usize, expected: &str) -> ErrorReport {
 }
 
 impl CallContext {
-    pub fn len(&self) -> usize {
-        self.args.len()
-    }
-
     fn type_of(&self, index: usize) -> i32 {
         let Some(&value) = self.args.get(index) else { return NAPI_UNDEFINED };
         let mut kind = NAPI_UNDEFINED;

@@ -14,7 +14,6 @@ pub enum Value {
     Null,
     Bool(bool),
     Number(f64),
-    BigInt(u64),
     String(String),
     Buffer(Vec<u8>),
     Array(Vec<Value>),
@@ -65,9 +64,6 @@ pub unsafe fn to_js(env: napi_env, value: Value) -> napi_value {
         }
         Value::Number(number) => {
             napi_create_double(env, number, &mut result);
-        }
-        Value::BigInt(number) => {
-            napi_create_bigint_uint64(env, number, &mut result);
         }
         Value::String(text) => result = string_value(env, &text),
         Value::Buffer(bytes) => {
