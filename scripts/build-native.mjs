@@ -20,7 +20,7 @@ const cargo = spawnSync(
   { stdio: "inherit" },
 );
 if (cargo.error) {
-  console.error(`layerdisk: could not run cargo (${cargo.error.message}); install Rust 1.80 or later and retry.`);
+  console.error(`layerdisk: could not run cargo (${cargo.error.message}); install Rust 1.89 or later and retry.`);
   process.exit(1);
 }
 if (cargo.status !== 0) {
