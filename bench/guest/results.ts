@@ -1,4 +1,5 @@
 import type { AcceleratorChoice } from "./accel.js";
+import type { ChainRecord } from "./layerdisk-chain.js";
 import type { WorkloadName } from "./workloads/index.js";
 
 /** Timings of one workload as fsbench.py reports them, in milliseconds. */
@@ -51,5 +52,7 @@ export interface GuestBenchResult {
     memoryMiB: number;
   };
   image: string;
+  /** The chain under the qcow2 chain mode's overlay; missing in results from before it was recorded. */
+  chain?: ChainRecord;
   modes: ModeResult[];
 }

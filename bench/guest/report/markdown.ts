@@ -1,3 +1,4 @@
+import type { ChainRecord } from "../layerdisk-chain.js";
 import type { GuestBenchResult } from "../results.js";
 import { WORKLOAD_DESCRIPTIONS } from "../workloads/index.js";
 import { findMode, formatMs, formatRatio, measuredWorkloads, ratio, statisticOf, type Statistic } from "./format.js";
@@ -37,6 +38,14 @@ export function renderTable(result: GuestBenchResult, statistic: Statistic = "me
   return lines.join("\n");
 }
 
+function renderChain(chain: ChainRecord): string {
+  const source = chain.reference === "file" ? "an existing chain passed with --chain-top" : `\`createChain("${chain.reference}")\``;
+  const depth = chain.maxDepth === undefined ? "" : ` with maxDepth ${chain.maxDepth}`;
+  const ids = chain.chainIds.map((id) => `\`${id.replace(/^sha256:/, "").slice(0, 12)}\``).join(", ");
+  const allocated = (chain.allocatedBytes / 2 ** 20).toFixed(1);
+  return `- Chain: ${source}${depth}, ${chain.files.length} layer files (${allocated} MiB allocated) plus a fresh overlay per boot, so the VMM opens ${chain.fileCount} files${ids === "" ? "" : `; layer chain IDs ${ids}`}.`;
+}
+
 /** Renders the conditions of the run: command, machine, accelerator and guest. */
 export function renderConditions(result: GuestBenchResult): string {
   const { machine, guest, accelerator } = result;
@@ -46,6 +55,7 @@ export function renderConditions(result: GuestBenchResult): string {
     `- Accelerator: ${accelerator.accel.toUpperCase()} (${accelerator.reason}).`,
     `- Guest: ${guest.kernelPackage}, ${guest.cpus} vCPUs, ${guest.memoryMiB} MiB, Python ${guest.python}.`,
     `- Image: ${result.image}.`,
+    ...(result.chain === undefined ? [] : [renderChain(result.chain)]),
     `- Method: each mode boots ${result.rounds === 1 ? "once" : `${result.rounds} times, in rotated order`}, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The tables show the median and the fastest of all ${result.rounds * result.repetitions} samples per workload.`,
   ].join("\n");
 }
