@@ -11,8 +11,9 @@ the layers in turn (file i to layer i mod N, in sorted path order), so file
 data is spread over every layer and a read can land at any depth; each
 layer also carries the parent directories of its files. createChain
 converts each image in the benchmark store, and the 30-layer image is
-also booted with \`maxDepth\` 10 (9 layer files, the top 21 layers merged
-into one) and \`maxDepth\` 2 (the whole image in one merged file). Each
+also booted with \`maxDepth\` 10 (the bottom 8 layer files and one file
+merging the top 22 layers) and \`maxDepth\` 2 (all 30 layers merged into
+one file). Each
 boot gets a fresh overlay and runs the read workloads of the guest
 benchmark. "Files" counts what the VMM opens, the overlay included.`;
 

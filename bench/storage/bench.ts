@@ -178,7 +178,7 @@ export async function runStorageBenchmark(options: { quick: boolean; command: st
       loadAverage: { start: loadAtStart, end: os.loadavg()[0] ?? 0 },
     },
     tools: { mke2fs: mke2fs.split("\n")[0] ?? "", qemuImg: qemuImg.split("\n")[0] ?? "" },
-    hostFilesystem: filesystem.trim(),
+    hostFilesystem: filesystem.trim().replace(/\s+/g, " "),
     images,
     ...(shared === undefined ? {} : { shared }),
   };

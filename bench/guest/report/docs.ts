@@ -25,12 +25,19 @@ inside the guest:
 
 - **virtio-fs, cache=auto** and **cache=always**: virtiofsd shares a copy
   of the unpacked tree.
-- **qcow2 chain**: a fresh qcow2 overlay over a base qcow2 made with
-  \`qemu-img convert\` from the flat image, booted as virtio-blk. Pass
-  \`--chain-top FILE\` to measure another chain, such as one written by
-  layerdisk.
-- **flat raw ext4**: a copy of the image that \`mke2fs -d\` wrote, as
-  virtio-blk.
+- **qcow2 chain**: layerdisk's chain of the image. The benchmark runs
+  \`createChain("oci-layout:/var/cache/layerdisk-testdata/debian-python:latest")\`
+  with a store in \`/var/cache/layerdisk-bench/store\`
+  (\`LAYERDISK_BENCH_STORE\`), which converts the three layers on the
+  first run and finds them there afterwards. Every boot gets a fresh
+  overlay from its own createChain call, deleted after the boot, and the
+  guest sees one virtio-blk disk backed by the overlay and the three
+  layer files. \`--chain-top FILE\` boots a fresh qemu-img overlay on
+  another chain instead.
+- **flat raw ext4**: a copy of one image that \`mke2fs -d\` wrote, as
+  virtio-blk. It has the same size as the chain's filesystem
+  (createChain's default, 64 GiB, sparse), so both roots have the same
+  ext4 geometry.
 
 Write workloads go to /var/tmp on the root file system under test.
 "virtio-fs auto ÷ chain" above 1 means the chain is faster; "chain ÷ raw"
