@@ -1,4 +1,5 @@
 import { formatMs, formatRatio, minimumOf, ratio } from "../guest/report/format.js";
+import { renderDiskReads } from "../guest/report/markdown.js";
 import type { GeneratedSection } from "../guest/report/section.js";
 import { WORKLOAD_NAMES, WORKLOAD_DESCRIPTIONS } from "../guest/workloads/index.js";
 import type { DepthBenchResult } from "./bench.js";
@@ -52,6 +53,12 @@ function renderMinimumTable(result: DepthBenchResult): string {
   return lines.join("\n");
 }
 
+function diskReadsBlock(result: DepthBenchResult): string[] {
+  const table = renderDiskReads(result.cases.map((entry) => entry.result));
+  if (table === "") return [];
+  return ["Reads that reached the guest's /dev/vda per timed run (median), from /sys/block/vda/stat:", "", table, ""];
+}
+
 /** Returns the generated docs section for a depth run. */
 export function depthSection(result: DepthBenchResult): GeneratedSection {
   const { machine, accelerator, guest } = result;
@@ -68,6 +75,7 @@ export function depthSection(result: DepthBenchResult): GeneratedSection {
     "",
     renderMinimumTable(result),
     "",
+    ...diskReadsBlock(result),
     "Raw samples: [benchmarks/depth.json](benchmarks/depth.json).",
   ].join("\n");
   return { name: "depth-bench", intro: INTRO, body };

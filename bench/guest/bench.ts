@@ -29,7 +29,7 @@ const GUEST_CPUS = 2;
 const GUEST_MEMORY_MIB = 1024;
 const REFERENCE_IMAGE = "debian-python";
 
-/** The reference image as an OCI layout in the test corpus, for createChain. */
+/** Returns the reference to the corpus image `name` as an OCI layout, for createChain. */
 export function referenceImage(name: string = REFERENCE_IMAGE): string {
   return `oci-layout:${path.join(testdataDir(), name)}:latest`;
 }
@@ -51,7 +51,7 @@ export async function describeMachine(): Promise<Omit<GuestBenchResult["machine"
 
 export interface FsbenchReport {
   python: string;
-  workloads: Record<string, { samples_ms: number[]; median_ms: number; cache: "warm" | "cold" }>;
+  workloads: Record<string, { samples_ms: number[]; median_ms: number; cache: "warm" | "cold"; disk_reads?: number[]; disk_read_kib?: number[] }>;
 }
 
 /** Parses fsbench.py's JSON output; `label` names the boot in the error. */
@@ -67,7 +67,14 @@ function toWorkloadResults(report: FsbenchReport): Partial<Record<WorkloadName, 
   const results: Partial<Record<WorkloadName, WorkloadResult>> = {};
   for (const name of WORKLOAD_NAMES) {
     const entry = report.workloads[name];
-    if (entry !== undefined) results[name] = { samplesMs: entry.samples_ms, medianMs: entry.median_ms, cache: entry.cache };
+    if (entry === undefined) continue;
+    results[name] = {
+      samplesMs: entry.samples_ms,
+      medianMs: entry.median_ms,
+      cache: entry.cache,
+      ...(entry.disk_reads === undefined ? {} : { diskReads: entry.disk_reads }),
+      ...(entry.disk_read_kib === undefined ? {} : { diskReadKiB: entry.disk_read_kib }),
+    };
   }
   return results;
 }
@@ -107,6 +114,8 @@ export function addSamples(target: ModeResult, report: FsbenchReport, bootMs: nu
   for (const [name, entry] of Object.entries(toWorkloadResults(report)) as Array<[WorkloadName, WorkloadResult]>) {
     const pooled = target.workloads[name] ?? { samplesMs: [], medianMs: 0, cache: entry.cache };
     pooled.samplesMs.push(...entry.samplesMs);
+    if (entry.diskReads !== undefined) pooled.diskReads = [...(pooled.diskReads ?? []), ...entry.diskReads];
+    if (entry.diskReadKiB !== undefined) pooled.diskReadKiB = [...(pooled.diskReadKiB ?? []), ...entry.diskReadKiB];
     pooled.medianMs = median(pooled.samplesMs);
     target.workloads[name] = pooled;
   }

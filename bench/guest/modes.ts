@@ -40,7 +40,7 @@ export interface PreparedRoot {
   release?: () => Promise<void>;
 }
 
-/** Describes a chain that was not made by this benchmark from `qemu-img info --backing-chain`. */
+/** Describes a chain that this benchmark did not make, from `qemu-img info --backing-chain`. */
 async function describeChainFile(top: string): Promise<ChainRecord> {
   const images = (await readBackingChain(top)).reverse();
   const { stdout } = await execTool("qemu-img", ["info", "--output=json", "-U", top]);

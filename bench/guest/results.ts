@@ -7,6 +7,10 @@ export interface WorkloadResult {
   samplesMs: number[];
   medianMs: number;
   cache: "warm" | "cold";
+  /** Read requests completed on the guest's /dev/vda during each timed run; missing for virtio-fs roots. */
+  diskReads?: number[];
+  /** KiB read from /dev/vda during each timed run. */
+  diskReadKiB?: number[];
 }
 
 /** One way of giving the guest its root file system. */
