@@ -74,6 +74,7 @@ class Inputs:
 
     def __init__(self):
         self.usr_directories = [directory for directory, _, _ in os.walk("/usr")]
+        self.usr_paths = walk("/usr")
         self.stdlib_sources = sorted(
             os.path.join(directory, name)
             for directory, _, files in os.walk(STDLIB)
@@ -91,6 +92,16 @@ class Inputs:
 
 def stat_usr(inputs):
     for path in walk("/usr"):
+        os.lstat(path)
+
+
+def listdir_usr(inputs):
+    for directory in inputs.usr_directories:
+        os.listdir(directory)
+
+
+def lstat_usr_paths(inputs):
+    for path in inputs.usr_paths:
         os.lstat(path)
 
 
@@ -183,6 +194,8 @@ def python_import(inputs):
 # name -> (function, cache state, cleanup run after each timed run)
 WORKLOADS = {
     "stat_usr": (stat_usr, "warm", None),
+    "listdir_usr": (listdir_usr, "warm", None),
+    "lstat_usr_paths": (lstat_usr_paths, "warm", None),
     "read_stdlib": (read_stdlib, "warm", None),
     "read_stdlib_cold": (read_stdlib, "cold", None),
     "random_reads": (random_reads, "warm", None),
