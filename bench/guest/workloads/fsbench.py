@@ -6,7 +6,7 @@ Run as root inside the booted image. Prints one JSON object on stdout:
 "median_ms": M, "cache": "warm" | "cold", "disk_reads": [...],
 "disk_read_kib": [...]}}}. The disk fields count the read requests and
 KiB that completed on /dev/vda during each timed run, from
-/sys/block/vda/stat; they are missing when the root is not on vda.
+/sys/block/vda/stat. They are missing when the root is not on vda.
 
 Warm workloads run once untimed to fill the caches, then REPS timed times.
 Cold workloads drop the guest page, dentry and inode caches before each
