@@ -8,19 +8,28 @@
  * --chain-top F  guest suite: measure the qcow2 chain whose top is F
  * --render F     guest suite: rewrite the docs from a stored JSON result, without booting
  *
- * A full run of the guest suite rewrites its section of docs/benchmarks.md
- * and the files under docs/benchmarks/. A quick run only prints its table
- * and stores JSON under the cache directory.
+ * Suites: guest (file-system workloads on four roots), depth (the same
+ * reads on chains of 1 to 30 layers) and storage (bytes on disk of chains
+ * against flat images). A full run of a suite rewrites its section of
+ * docs/benchmarks.md and its files under docs/benchmarks/. A quick run only
+ * prints its table and stores JSON under the cache directory.
  */
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { runConvertBenchmark } from "./convert/bench.js";
 import { recordConvertBench, renderConvertBench } from "./convert/report.js";
+import { runDepthBenchmark } from "./depth/bench.js";
+import { depthSection, renderDepthTable } from "./depth/report.js";
 import { readGuestBenchResult, runGuestBenchmark } from "./guest/bench.js";
+import { cacheSubdir } from "./guest/cache.js";
 import { recordGuestBench } from "./guest/report/docs.js";
 import { renderTable } from "./guest/report/markdown.js";
+import { writeSection } from "./guest/report/section.js";
+import { runStorageBenchmark } from "./storage/bench.js";
+import { renderStorageTables, storageSection } from "./storage/report.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -52,10 +61,39 @@ async function runConvertSuite(context: SuiteContext): Promise<void> {
   log(`convert bench: results in ${written}${context.quick ? "" : " and docs/benchmarks.md"}`);
 }
 
-/** Suites by name. Other benchmark suites register here. */
+/** Stores a quick run's JSON in the cache, or a full run's in docs/, and returns where it went. */
+async function recordSuite(context: SuiteContext, name: string, result: unknown, section: () => Parameters<typeof writeSection>[3]): Promise<string> {
+  if (context.quick) {
+    const file = path.join(await cacheSubdir("results"), `${name}-${new Date().toISOString().replaceAll(":", "-")}.json`);
+    await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+    return file;
+  }
+  await writeSection(repoRoot, `${name}.json`, result, section());
+  return `docs/benchmarks/${name}.json and docs/benchmarks.md`;
+}
+
+async function runDepthSuite(context: SuiteContext): Promise<void> {
+  const log = (line: string): void => console.error(line);
+  const result = await runDepthBenchmark({ quick: context.quick, command: context.command, log });
+  const where = await recordSuite(context, "depth", result, () => depthSection(result));
+  console.log(renderDepthTable(result));
+  log(`depth bench: results in ${where}`);
+}
+
+async function runStorageSuite(context: SuiteContext): Promise<void> {
+  const log = (line: string): void => console.error(line);
+  const result = await runStorageBenchmark({ quick: context.quick, command: context.command, log });
+  const where = await recordSuite(context, "storage", result, () => storageSection(result));
+  console.log(renderStorageTables(result));
+  log(`storage bench: results in ${where}`);
+}
+
+/** Suites by name, in the order a run without --suite runs them. Other benchmark suites register here. */
 const SUITES: Record<string, (context: SuiteContext) => Promise<void>> = {
+  storage: runStorageSuite,
   guest: runGuestSuite,
   convert: runConvertSuite,
+  depth: runDepthSuite,
 };
 
 async function main(): Promise<void> {
@@ -72,10 +110,9 @@ async function main(): Promise<void> {
   if (unknown.length > 0) {
     throw new Error(`unknown benchmark suite ${unknown.join(", ")}; known suites: ${Object.keys(SUITES).join(", ")}`);
   }
-  let command = values.quick === true ? "npm run bench:quick" : "npm run bench";
   const extra = [...(values.suite ?? []).flatMap((name) => ["--suite", name])];
   if (values["chain-top"] !== undefined) extra.push("--chain-top", values["chain-top"]);
-  if (extra.length > 0) command += ` -- ${extra.join(" ")}`;
+  const command = `${values.quick === true ? "npm run bench:quick" : "npm run bench"}${extra.length > 0 ? ` -- ${extra.join(" ")}` : ""}`;
   for (const name of names) {
     await SUITES[name]!({ quick: values.quick === true, values, command });
   }

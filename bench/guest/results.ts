@@ -1,4 +1,5 @@
 import type { AcceleratorChoice } from "./accel.js";
+import type { ChainRecord } from "./layerdisk-chain.js";
 import type { WorkloadName } from "./workloads/index.js";
 
 /** Timings of one workload as fsbench.py reports them, in milliseconds. */
@@ -6,6 +7,10 @@ export interface WorkloadResult {
   samplesMs: number[];
   medianMs: number;
   cache: "warm" | "cold";
+  /** Read requests completed on the guest's /dev/vda during each timed run; missing for virtio-fs roots. */
+  diskReads?: number[];
+  /** KiB read from /dev/vda during each timed run. */
+  diskReadKiB?: number[];
 }
 
 /** One way of giving the guest its root file system. */
@@ -51,5 +56,7 @@ export interface GuestBenchResult {
     memoryMiB: number;
   };
   image: string;
+  /** The chain under the qcow2 chain mode's overlay; missing in results from before it was recorded. */
+  chain?: ChainRecord;
   modes: ModeResult[];
 }

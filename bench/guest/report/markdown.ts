@@ -1,5 +1,6 @@
-import type { GuestBenchResult } from "../results.js";
-import { WORKLOAD_DESCRIPTIONS } from "../workloads/index.js";
+import type { ChainRecord } from "../layerdisk-chain.js";
+import type { GuestBenchResult, ModeResult } from "../results.js";
+import { WORKLOAD_DESCRIPTIONS, WORKLOAD_NAMES } from "../workloads/index.js";
 import { findMode, formatMs, formatRatio, measuredWorkloads, ratio, statisticOf, type Statistic } from "./format.js";
 
 function tableRow(cells: readonly string[]): string {
@@ -37,6 +38,42 @@ export function renderTable(result: GuestBenchResult, statistic: Statistic = "me
   return lines.join("\n");
 }
 
+function renderChain(chain: ChainRecord): string {
+  const source = chain.reference === "file" ? "an existing chain passed with --chain-top" : `\`createChain("${chain.reference}")\``;
+  const depth = chain.maxDepth === undefined ? "" : ` with maxDepth ${chain.maxDepth}`;
+  const ids = chain.chainIds.map((id) => `\`${id.replace(/^sha256:/, "").slice(0, 12)}\``).join(", ");
+  const allocated = (chain.allocatedBytes / 2 ** 20).toFixed(1);
+  return `- Chain: ${source}${depth}, ${chain.files.length} layer files (${allocated} MiB allocated) plus a fresh overlay per boot, so the VMM opens ${chain.fileCount} files${ids === "" ? "" : `; layer chain IDs ${ids}`}.`;
+}
+
+/**
+ * Renders the median read requests and KiB each block-device mode read
+ * from /dev/vda per timed run, or an empty string when no mode recorded
+ * them. A warm workload that reads nothing ran from the guest page cache.
+ */
+export function renderDiskReads(allModes: readonly ModeResult[]): string {
+  const modes = allModes.filter((mode) => Object.values(mode.workloads).some((workload) => workload?.diskReads !== undefined));
+  if (modes.length === 0) return "";
+  const header = ["workload", "cache", ...modes.flatMap((mode) => [`${mode.label}: reads`, `${mode.label}: KiB`])];
+  const lines = [tableRow(header), tableRow(header.map((_, index) => (index < 2 ? "---" : "---:")))];
+  for (const name of WORKLOAD_NAMES.filter((workload) => modes.some((mode) => mode.workloads[workload] !== undefined))) {
+    const cache = modes.map((mode) => mode.workloads[name]?.cache).find((value) => value !== undefined) ?? "";
+    const cells = modes.flatMap((mode) => {
+      const workload = mode.workloads[name];
+      if (workload?.diskReads === undefined || workload.diskReadKiB === undefined) return ["–", "–"];
+      return [String(medianOf(workload.diskReads)), String(medianOf(workload.diskReadKiB))];
+    });
+    lines.push(tableRow([WORKLOAD_DESCRIPTIONS[name], cache, ...cells]));
+  }
+  return lines.join("\n");
+}
+
+function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 /** Renders the conditions of the run: command, machine, accelerator and guest. */
 export function renderConditions(result: GuestBenchResult): string {
   const { machine, guest, accelerator } = result;
@@ -46,6 +83,7 @@ export function renderConditions(result: GuestBenchResult): string {
     `- Accelerator: ${accelerator.accel.toUpperCase()} (${accelerator.reason}).`,
     `- Guest: ${guest.kernelPackage}, ${guest.cpus} vCPUs, ${guest.memoryMiB} MiB, Python ${guest.python}.`,
     `- Image: ${result.image}.`,
+    ...(result.chain === undefined ? [] : [renderChain(result.chain)]),
     `- Method: each mode boots ${result.rounds === 1 ? "once" : `${result.rounds} times, in rotated order`}, and each boot runs every workload. A warm workload runs once untimed, then ${result.repetitions} timed runs. The tables show the median and the fastest of all ${result.rounds * result.repetitions} samples per workload.`,
   ].join("\n");
 }

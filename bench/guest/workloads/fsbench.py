@@ -3,7 +3,10 @@
 
 Run as root inside the booted image. Prints one JSON object on stdout:
 {"python": ..., "kernel": ..., "workloads": {NAME: {"samples_ms": [...],
-"median_ms": M, "cache": "warm" | "cold"}}}.
+"median_ms": M, "cache": "warm" | "cold", "disk_reads": [...],
+"disk_read_kib": [...]}}}. The disk fields count the read requests and
+KiB that completed on /dev/vda during each timed run, from
+/sys/block/vda/stat. They are missing when the root is not on vda.
 
 Warm workloads run once untimed to fill the caches, then REPS timed times.
 Cold workloads drop the guest page, dentry and inode caches before each
@@ -39,6 +42,17 @@ def drop_caches():
         control.write("3\n")
 
 
+def disk_read_counters():
+    """Return (read requests, KiB read) completed on /dev/vda so far, or None without a vda."""
+    try:
+        with open("/sys/block/vda/stat") as stat:
+            fields = stat.read().split()
+    except FileNotFoundError:
+        return None
+    # Field 1 counts completed reads and field 3 sectors read, in 512-byte units.
+    return int(fields[0]), int(fields[2]) // 2
+
+
 def walk(root):
     """Return every path under root, directories included, without following symlinks."""
     paths = []
@@ -60,6 +74,7 @@ class Inputs:
 
     def __init__(self):
         self.usr_directories = [directory for directory, _, _ in os.walk("/usr")]
+        self.usr_paths = walk("/usr")
         self.stdlib_sources = sorted(
             os.path.join(directory, name)
             for directory, _, files in os.walk(STDLIB)
@@ -77,6 +92,16 @@ class Inputs:
 
 def stat_usr(inputs):
     for path in walk("/usr"):
+        os.lstat(path)
+
+
+def listdir_usr(inputs):
+    for directory in inputs.usr_directories:
+        os.listdir(directory)
+
+
+def lstat_usr_paths(inputs):
+    for path in inputs.usr_paths:
         os.lstat(path)
 
 
@@ -169,6 +194,8 @@ def python_import(inputs):
 # name -> (function, cache state, cleanup run after each timed run)
 WORKLOADS = {
     "stat_usr": (stat_usr, "warm", None),
+    "listdir_usr": (listdir_usr, "warm", None),
+    "lstat_usr_paths": (lstat_usr_paths, "warm", None),
     "read_stdlib": (read_stdlib, "warm", None),
     "read_stdlib_cold": (read_stdlib, "cold", None),
     "random_reads": (random_reads, "warm", None),
@@ -188,15 +215,24 @@ def run_workload(name, inputs, repetitions):
         if cleanup:
             cleanup()
     samples = []
+    reads = []
     for _ in range(repetitions):
         if cache == "cold":
             drop_caches()
+        before = disk_read_counters()
         start = time.perf_counter_ns()
         function(inputs)
         samples.append((time.perf_counter_ns() - start) / 1e6)
+        after = disk_read_counters()
+        if before is not None and after is not None:
+            reads.append((after[0] - before[0], after[1] - before[1]))
         if cleanup:
             cleanup()
-    return {"samples_ms": samples, "median_ms": statistics.median(samples), "cache": cache}
+    result = {"samples_ms": samples, "median_ms": statistics.median(samples), "cache": cache}
+    if reads:
+        result["disk_reads"] = [requests for requests, _ in reads]
+        result["disk_read_kib"] = [kib for _, kib in reads]
+    return result
 
 
 def main():

@@ -3,6 +3,8 @@ import { readFile } from "node:fs/promises";
 /** Workload names that fsbench.py accepts, in the order it runs them. */
 export const WORKLOAD_NAMES = [
   "stat_usr",
+  "listdir_usr",
+  "lstat_usr_paths",
   "read_stdlib",
   "read_stdlib_cold",
   "random_reads",
@@ -19,6 +21,8 @@ export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 /** One-line descriptions for tables and charts. */
 export const WORKLOAD_DESCRIPTIONS: Readonly<Record<WorkloadName, string>> = {
   stat_usr: "walk /usr and lstat every path",
+  listdir_usr: "list every /usr directory (the walk without lstat)",
+  lstat_usr_paths: "lstat every /usr path from a list (the walk without listing)",
   read_stdlib: "read every .py file of the stdlib (warm)",
   read_stdlib_cold: "read every .py file of the stdlib after drop_caches",
   random_reads: "read 200 random files under /usr",
