@@ -1,5 +1,7 @@
 /** Parsing of command-line values: sizes, and usage errors. */
 
+import { readFileSync } from "node:fs";
+
 import { LayerdiskError } from "../errors.js";
 
 /** A mistake in the command line; the CLI exits with status 2. */
@@ -31,4 +33,30 @@ export function parseSize(option: string, text: string): number {
   const bytes = Number(match[1]) * unit;
   if (!Number.isSafeInteger(bytes)) throw new UsageError(`size "${text}" for ${option} is too large`);
   return bytes;
+}
+
+export interface RegistryFlags {
+  "insecure-registry"?: string[];
+  "https-registry"?: string[];
+  "ca-file"?: string[];
+}
+
+/** Turns the registry flags of `create` and `pull` into registry client options. */
+export function registryOptions(flags: RegistryFlags): {
+  insecureRegistries?: string[];
+  httpsRegistries?: string[];
+  tls?: { ca: Buffer[] };
+} {
+  const ca = (flags["ca-file"] ?? []).map((file) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new UsageError(`cannot read --ca-file ${file}: ${(error as Error).message}`);
+    }
+  });
+  return {
+    insecureRegistries: flags["insecure-registry"],
+    httpsRegistries: flags["https-registry"],
+    ...(ca.length > 0 ? { tls: { ca } } : {}),
+  };
 }

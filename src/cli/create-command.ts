@@ -4,7 +4,7 @@ import { createChain } from "../chain/create.js";
 import { resolveMaxDepth, type MaxDepthPreset } from "../chain/depth.js";
 import { classifyReference } from "../chain/source.js";
 import type { Store } from "../store/store.js";
-import { parseSize, UsageError } from "./args.js";
+import { UsageError, parseSize, registryOptions } from "./args.js";
 import { lineRenderer, progressRenderer } from "./progress.js";
 import { pullProgressWriter } from "./pull-command.js";
 import type { CommandOutput } from "./store-commands.js";
@@ -16,6 +16,8 @@ export interface CreateFlags {
   disk?: string;
   "max-depth"?: string;
   "insecure-registry"?: string[];
+  "https-registry"?: string[];
+  "ca-file"?: string[];
 }
 
 /** Parses `--max-depth N|PRESET`, turning an invalid value into a usage error. */
@@ -49,7 +51,7 @@ export async function createCommand(
     clusterSize: flags["cluster-size"] === undefined ? undefined : parseSize("--cluster-size", flags["cluster-size"]),
     disk: flags.disk,
     maxDepth: parseMaxDepth(flags["max-depth"]),
-    insecureRegistries: flags["insecure-registry"],
+    ...registryOptions(flags),
     onProgress: (event) => {
       if (event.type === "layer") renderer.update(event);
       else if (event.type === "download") downloads(event);

@@ -59,6 +59,8 @@ Options for create:
 Options for create and pull:
   --insecure-registry HOST[:PORT]  reach this registry over plain HTTP (repeatable;
                                    loopback registries always are)
+  --https-registry HOST[:PORT]     use HTTPS for this loopback registry (repeatable)
+  --ca-file FILE                   also trust this PEM CA certificate for registries (repeatable)
 
 Options for export:
   --format raw|qcow2            raw: sparse raw file (default); qcow2: qcow2 without backing file
@@ -76,6 +78,8 @@ const OPTIONS = {
   disk: { type: "string" },
   "max-depth": { type: "string" },
   "insecure-registry": { type: "string", multiple: true },
+  "https-registry": { type: "string", multiple: true },
+  "ca-file": { type: "string", multiple: true },
   format: { type: "string" },
 } as const;
 

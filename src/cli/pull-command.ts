@@ -2,12 +2,15 @@
 
 import { pullToStore } from "../chain/pull.js";
 import type { PullProgress } from "../registry/progress.js";
+import { registryOptions } from "./args.js";
 import type { Store } from "../store/store.js";
 import type { CommandOutput } from "./store-commands.js";
 
 export interface PullFlags {
   platform?: string;
   "insecure-registry"?: string[];
+  "https-registry"?: string[];
+  "ca-file"?: string[];
 }
 
 /** Shortest interval between two progress lines, in milliseconds. */
@@ -41,7 +44,7 @@ export async function pullCommand(store: Store, reference: string, flags: PullFl
     store,
     signal,
     platform: flags.platform,
-    insecureRegistries: flags["insecure-registry"],
+    ...registryOptions(flags),
     onProgress: pullProgressWriter(process.stderr),
   });
   if (output.json) {

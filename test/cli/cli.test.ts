@@ -119,6 +119,10 @@ describe.skipIf(!existsSync("/bin/busybox"))("layerdisk CLI", () => {
     expect(tooLarge.status).toBe(2);
     expect(tooLarge.stderr).toContain("from 8 MiB to 1 TiB");
 
+    const missingCa = layerdisk("pull", "--store", store, "--ca-file", join(scratch, "no-such-ca.pem"), "127.0.0.1:1/none:latest");
+    expect(missingCa.status).toBe(2);
+    expect(missingCa.stderr).toContain("cannot read --ca-file");
+
     const badCluster = layerdisk("create", "--store", store, "--cluster-size", "3K", `oci-layout:${image}:latest`);
     expect(badCluster.status).toBe(2);
     expect(badCluster.stderr).toContain("power of two");

@@ -5,6 +5,7 @@
  * to plain HTTP.
  */
 
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
@@ -173,6 +174,35 @@ describe("HTTPS registry", () => {
 
     expect(error.code).toBe("ERR_REGISTRY_TLS");
     expect(error.message).toContain(secure.host);
+  });
+});
+
+describe("HTTPS registry from the CLI", () => {
+  it("pull takes --https-registry and --ca-file", () => {
+    const store = join(root, "cli-store");
+    const run = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(repoRoot, "src", "cli", "main.ts"),
+        "pull",
+        "--store",
+        store,
+        "--json",
+        "--https-registry",
+        secure.host,
+        "--ca-file",
+        certificates.caCertFile,
+        `${secure.host}/busybox:1.31.1`,
+      ],
+      { cwd: repoRoot, encoding: "utf8" },
+    );
+
+    expect(run.status, run.stderr).toBe(0);
+    const record = JSON.parse(run.stdout) as { manifestDigest: string };
+    expect(record.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(existsSync(join(store, "blobs", "sha256", record.manifestDigest.slice(7)))).toBe(true);
   });
 });
 
