@@ -5,7 +5,7 @@
 //   node scripts/make-demo-image.mjs /tmp/demo-image
 //   npx layerdisk create oci-layout:/tmp/demo-image:latest
 //
-// Layer 1 holds busybox, its applet links and /etc basics; layer 2 adds a
+// Layer 1 contains busybox, its applet links and /etc basics; layer 2 adds a
 // file and removes one from layer 1 with an OCI whiteout.
 
 import { createHash } from "node:crypto";

@@ -17,7 +17,7 @@ describe("native boundary", () => {
   it("turns a thread-pool panic into a rejection", async () => {
     const call = callNative(() => native().panicForTest(true));
     await expect(call).rejects.toMatchObject({ code: "ERR_NATIVE_PANIC", message: /thread pool/ });
-    // The process is still alive and the addon still answers.
+    // The process is still alive and the addon still responds.
     expect(native().version()).toMatch(/^\d/);
   });
 });

@@ -37,7 +37,7 @@ export interface CreateChainOptions extends RegistryOptions {
   clusterSize?: number;
   /** The store, or its root folder; default as `defaultStoreRoot()`. */
   store?: Store | string;
-  /** Where to write the overlay; by default in the store's `overlays/` folder. */
+  /** Path of the overlay file; by default in the store's `overlays/` folder. */
   disk?: string;
   /**
    * Maximum number of files in the chain the VMM opens, the overlay

@@ -41,7 +41,7 @@ function time(value: Timespec): { seconds: number; nanoseconds: number } {
 
 /**
  * Converts applier attributes to ext4 ones. A tar records no ctime, so the
- * mtime stands in for it. The extraction time would make the bytes differ
+ * mtime is used for it. The extraction time would make the bytes differ
  * between runs.
  */
 function ext4Attributes(attributes: NodeAttributes): Ext4Attrs {

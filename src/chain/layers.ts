@@ -1,6 +1,7 @@
 /**
  * Making sure a layer's qcow2 file exists in the store: reuse it when it
- * does, otherwise convert it exactly once across all processes.
+ * does, otherwise convert it under the layer's lock, so processes sharing
+ * the store convert it once.
  */
 
 import { mkdir, rm, stat } from "node:fs/promises";

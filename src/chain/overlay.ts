@@ -1,7 +1,7 @@
 /**
  * Writable overlays: the per-VM qcow2 file on top of an image's chain.
- * Each one has a record in the store, so prune knows which layers live
- * overlays still need.
+ * Each one has a record in the store, from which prune finds the layers
+ * that live overlays still need.
  */
 
 import { randomBytes } from "node:crypto";
@@ -22,7 +22,7 @@ export interface NewOverlay {
   mergedKey?: string;
   virtualSize: number;
   clusterSize: number;
-  /** Where to write the overlay; by default `overlays/ID.qcow2` in the store. */
+  /** Path of the overlay file; by default `overlays/ID.qcow2` in the store. */
   disk?: string;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Where the chain store lives: `$LAYERDISK_STORE`, else
+ * Location of the chain store: `$LAYERDISK_STORE`, else
  * `$XDG_CACHE_HOME/layerdisk`, else `~/.cache/layerdisk`.
  */
 

@@ -1,6 +1,7 @@
 /**
- * Exclusive locks between processes (flock on a file in the store's `locks/`
- * folder) and between callers in one process (a promise queue per name).
+ * Locks between processes (flock on a file in the store's `locks/` folder,
+ * exclusive or shared) and, for exclusive locks, between callers in one
+ * process (a promise queue per name).
  *
  * The kernel releases a flock when its holder dies, SIGKILL included, so a
  * crashed conversion never blocks later ones.

@@ -3,7 +3,7 @@
  * blobs under one root folder. docs/store.md describes the layout.
  *
  * Every file appears under its final name only once it is complete (see
- * atomic.ts), so readers never need a lock; writers of one layer serialize
+ * atomic.ts), so readers never need a lock. Writers of one layer serialize
  * on that layer's lock file.
  */
 

@@ -21,7 +21,7 @@ function newStore(): string {
   return join(scratch, `store-${storeCount}`);
 }
 
-/** The store root of a result whose chain lives in `ROOT/layers/PARAMS/`. */
+/** Returns the store root of a result whose chain is in `ROOT/layers/PARAMS/`. */
 function storeOf(result: CreateChainResult): string {
   return join(result.chain[0]!, "..", "..", "..");
 }

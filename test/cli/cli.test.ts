@@ -24,8 +24,8 @@ function layerdisk(...args: string[]) {
 }
 
 beforeAll(() => {
-  const made = spawnSync(process.execPath, [join(repo, "scripts", "make-demo-image.mjs"), image], { encoding: "utf8" });
-  expect(made.status, made.stderr).toBe(0);
+  const demoBuild = spawnSync(process.execPath, [join(repo, "scripts", "make-demo-image.mjs"), image], { encoding: "utf8" });
+  expect(demoBuild.status, demoBuild.stderr).toBe(0);
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -76,8 +76,8 @@ describe.skipIf(!existsSync("/bin/busybox"))("layerdisk CLI", () => {
   it("rm then prune frees layers without overlays", () => {
     expect(layerdisk("rm", "--store", store, `oci-layout:${image}:latest`).status).toBe(0);
     // Live overlays still reference the chain.
-    const kept = JSON.parse(layerdisk("prune", "--store", store, "--json").stdout) as { removedLayers: string[] };
-    expect(kept.removedLayers).toEqual([]);
+    const whileOverlaysLive = JSON.parse(layerdisk("prune", "--store", store, "--json").stdout) as { removedLayers: string[] };
+    expect(whileOverlaysLive.removedLayers).toEqual([]);
 
     for (const overlay of JSON.parse(layerdisk("ls", "--store", store, "--json").stdout).overlays as Array<{ disk: string }>) {
       rmSync(overlay.disk);

@@ -28,7 +28,7 @@ const MAX_ARGS: usize = 8;
 
 pub type Work = Box<dyn FnOnce() -> Result<Value, ErrorReport> + Send>;
 
-/// What an exported function gives back to JavaScript.
+/// Result of an exported function, as JavaScript receives it.
 pub enum Reply {
     /// Returned at once.
     Value(Value),
@@ -71,7 +71,7 @@ impl CallContext {
         }
         let value = self.args[index];
         let mut length = 0usize;
-        // SAFETY: a null buffer asks for the length only; the second call
+        // SAFETY: a null buffer requests the length only; the second call
         // writes at most `length + 1` bytes into a buffer of that size.
         unsafe {
             napi_get_value_string_utf8(self.env, value, ptr::null_mut(), 0, &mut length);
@@ -216,7 +216,8 @@ unsafe extern "C" fn execute_task(_env: napi_env, data: *mut c_void) {
 }
 
 unsafe extern "C" fn complete_task(env: napi_env, _status: napi_status, data: *mut c_void) {
-    // SAFETY: ownership of the boxed task returns here, exactly once.
+    // SAFETY: libuv calls complete once per work item, so the boxed task is
+    // reclaimed here exactly once.
     let task = Box::from_raw(data as *mut Task);
     napi_delete_async_work(env, task.async_work);
     let result = task
